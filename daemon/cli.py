@@ -1,0 +1,42 @@
+"""Command line: `antigravity-proxy serve`, `--version`, `--help-env`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__, config, log
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="antigravity-proxy",
+        description="Serve Anthropic, OpenAI and Gemini clients through Google Antigravity accounts.",
+        epilog="All configuration comes from AGPROXY_* environment variables: see --help-env.",
+    )
+    parser.add_argument("--version", action="version", version=f"antigravity-proxy {__version__}")
+    parser.add_argument("--help-env", action="store_true", help="list every environment variable and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("serve", help="run the daemon in the foreground")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.help_env:
+        print(config.env_table_markdown())
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = config.load(os.environ)
+    except config.ConfigError as exc:
+        print(f"antigravity-proxy: {exc}", file=sys.stderr)
+        return 2
+    log.setup(settings.log_level, settings.log_format)
+    from . import serve  # imports uvloop: only needed to serve
+
+    return serve.run(settings)

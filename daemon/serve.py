@@ -1,0 +1,81 @@
+"""Process lifecycle: uvloop, the listener, SIGTERM drain and exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import uvloop
+
+from . import __version__
+from .app import App
+from .config import Settings
+from .http_server.protocol import ServerConnection, ServerState
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings) -> int:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(settings))
+
+
+async def serve(settings: Settings, app: App | None = None) -> int:
+    """Listen until SIGTERM or SIGINT, then drain; returns the process exit code."""
+    app = app or App(settings)
+    try:
+        listener = await Listener.start(app)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
+        await app.aclose()
+        return 1
+    log.info("antigravity-proxy %s listening on http://%s:%d", __version__, *listener.address)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("stopping: no new connections; draining %d in-flight requests", len(listener.state.tasks))
+    await listener.stop(settings.drain_timeout)
+    await app.aclose()
+    log.info("stopped")
+    return 0
+
+
+class Listener:
+    """The listening socket and the connections it accepted."""
+
+    def __init__(self, server: asyncio.Server, state: ServerState) -> None:
+        self.server = server
+        self.state = state
+        self.address: tuple[str, int] = server.sockets[0].getsockname()[:2]
+
+    @classmethod
+    async def start(cls, app: App) -> Listener:
+        settings = app.settings
+        state = ServerState(settings, app.router, app.render_error)
+        server = await asyncio.get_running_loop().create_server(
+            lambda: ServerConnection(state), settings.host, settings.port, reuse_address=True, backlog=1024
+        )
+        return cls(server, state)
+
+    async def stop(self, drain_timeout: float) -> None:
+        """Stop accepting, let in-flight requests finish up to the timeout, cancel the rest."""
+        self.server.close()
+        state = self.state
+        state.begin_shutdown()
+        if state.tasks:
+            _, pending = await asyncio.wait(set(state.tasks), timeout=drain_timeout)
+            if pending:
+                log.warning("drain timeout: cancelling %d requests still running", len(pending))
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
+        for connection in list(state.connections):
+            connection.shutdown()

@@ -1,0 +1,124 @@
+"""Server-sent events: an incremental decoder (bytes in, events out) and frame encoders.
+
+Sans-I/O. The decoder follows the WHATWG event-stream algorithm (CR, LF and CRLF line
+ends, split anywhere, multi-line `data:`, comments, `data:` with or without its space)
+with two differences a proxy needs: events have a size limit, and `finish()` delivers a
+last event that the stream ended without its blank line, so an upstream that stops
+early loses nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import limits
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_CR = 0x0D
+
+
+class SSEError(ValueError):
+    """The byte stream breaks a limit; the stream cannot be trusted any further."""
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    data: bytes
+    event: str = ""  # "" when the stream gave no `event:` field
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    __slots__ = ("_buffer", "_scan_from", "_skip_lf", "_data", "_data_bytes", "_event", "_id", "_retry", "_max")
+
+    def __init__(self, max_event_bytes: int = limits.SSE_MAX_EVENT_BYTES) -> None:
+        self._buffer = bytearray()
+        self._scan_from = 0  # bytes before this offset are known to hold no line end
+        self._skip_lf = False  # the previous chunk ended in CR: an LF next belongs to it
+        self._data: list[bytes] = []
+        self._data_bytes = 0
+        self._event = ""
+        self._id: str | None = None
+        self._retry: int | None = None
+        self._max = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        if self._skip_lf and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._skip_lf = False
+        buffer = self._buffer
+        buffer += chunk
+        start = 0
+        search = _LINE_END.search
+        match = search(buffer, self._scan_from)
+        while match is not None:
+            end = match.end()
+            if end == len(buffer) and buffer[end - 1] == _CR:
+                self._skip_lf = True
+            self._line(bytes(buffer[start : match.start()]), events)
+            start = end
+            match = search(buffer, start)
+        if start:
+            del buffer[:start]
+        self._scan_from = len(buffer)
+        if len(buffer) + self._data_bytes > self._max:
+            raise SSEError(f"SSE event larger than {self._max} bytes")
+        return events
+
+    def finish(self) -> list[SSEEvent]:
+        """End of stream: flush an unterminated last line and a last event without its blank line."""
+        events: list[SSEEvent] = []
+        if self._buffer:
+            self._line(bytes(self._buffer), events)
+            self._buffer.clear()
+            self._scan_from = 0
+        self._line(b"", events)
+        return events
+
+    def _line(self, line: bytes, events: list[SSEEvent]) -> None:
+        if not line:
+            if self._data:
+                events.append(SSEEvent(b"\n".join(self._data), self._event, self._id, self._retry))
+            self._data = []
+            self._data_bytes = 0
+            self._event = ""
+            self._retry = None
+            return
+        if line[0] == 0x3A:  # ":" starts a comment (heartbeats)
+            return
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+            self._data_bytes += len(value) + 1
+            if self._data_bytes > self._max:
+                raise SSEError(f"SSE event larger than {self._max} bytes")
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id":
+            if b"\0" not in value:
+                self._id = value.decode("utf-8", "replace")
+        elif name == b"retry":
+            if value.isdigit():
+                self._retry = int(value)
+        # any other field name is ignored, as the spec says
+
+
+def encode(data: bytes, event: bytes | None = None) -> bytes:
+    """One SSE frame. `data` is normally a single-line JSON document from orjson."""
+    if b"\n" in data or b"\r" in data:
+        body = b"".join(b"data: " + line + b"\n" for line in data.splitlines())
+    else:
+        body = b"data: " + data + b"\n"
+    if event is None:
+        return body + b"\n"
+    return b"event: " + event + b"\n" + body + b"\n"
+
+
+def comment(text: bytes) -> bytes:
+    """A comment frame (ignored by every SSE parser that follows the spec)."""
+    return b": " + text + b"\n\n"

@@ -1,0 +1,84 @@
+"""Shared test plumbing.
+
+- `async def` tests run on a fresh event loop, once on asyncio's and once on uvloop's;
+  anything that reaches the loop's exception handler ("Task exception was never
+  retrieved", a failing callback) fails the test, as does a task left running.
+- `make_settings(**env)` builds real Settings from environment-style strings, with a
+  temporary data dir and every upstream URL pointing at an unroutable loopback port, so
+  no test can reach the internet by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import uvloop
+
+from daemon import config
+
+LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+# Port 9 (discard) on loopback: nothing listens there, so a stray request fails fast.
+UNREACHABLE = "http://127.0.0.1:9"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if inspect.iscoroutinefunction(metafunc.function) and "event_loop_kind" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("event_loop_kind")
+        metafunc.parametrize("event_loop_kind", list(LOOPS))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    kind = pyfuncitem.callspec.params["event_loop_kind"]
+    names = inspect.signature(pyfuncitem.obj).parameters
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    loop = LOOPS[kind]()
+    problems: list[str] = []
+    loop.set_exception_handler(lambda _loop, context: problems.append(str(context.get("exception") or context)))
+    try:
+        loop.run_until_complete(asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout=60))
+        leftover = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=5))
+            problems.append(f"{len(leftover)} task(s) still running after the test: {leftover!r}")
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+    if problems:
+        pytest.fail("event loop problems:\n" + "\n".join(problems))
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., config.Settings]:
+    def build(**env: str) -> config.Settings:
+        base = {
+            "AGPROXY_HOST": "127.0.0.1",
+            "AGPROXY_PORT": "0",
+            "AGPROXY_DATA_DIR": str(tmp_path / "data"),
+            "AGPROXY_UPSTREAM_URLS": UNREACHABLE,
+            "AGPROXY_OAUTH_AUTH_URL": UNREACHABLE + "/auth",
+            "AGPROXY_OAUTH_TOKEN_URL": UNREACHABLE + "/token",
+            "AGPROXY_USERINFO_URL": UNREACHABLE + "/userinfo",
+            "AGPROXY_ACCESS_LOG": "off",
+        }
+        base.update(env)
+        return config.load(base)
+
+    return build
