@@ -125,6 +125,7 @@ class Var:
     accepts: str
     help: str
     secret: bool = False
+    shown_default: str = ""  # how the README shows a default computed from the environment
 
     def default_text(self, environ: Mapping[str, str]) -> str:
         return self.default(environ) if callable(self.default) else self.default
@@ -136,10 +137,11 @@ def _s(seconds: float) -> str:
 
 ENV: tuple[Var, ...] = (
     Var("AGPROXY_HOST", "host", "127.0.0.1", _bind_host, "an IP address or localhost",
-        "address to listen on; anything but loopback needs AGPROXY_API_KEYS"),
+        "address to listen on"),
     Var("AGPROXY_PORT", "port", "9045", _port, "a TCP port 1-65535 (0 picks a free one)", "port to listen on"),
     Var("AGPROXY_DATA_DIR", "data_dir", _default_data_dir, lambda t: Path(_text(t)).expanduser(), "a directory path",
-        "accounts, keys and persisted state (default $XDG_DATA_HOME/antigravity-proxy)"),
+        "accounts, keys and persisted state ($XDG_DATA_HOME/antigravity-proxy when XDG_DATA_HOME is set)",
+        shown_default="~/.local/share/antigravity-proxy"),
     Var("AGPROXY_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"),
         "debug, info, warning or error", "log verbosity (stderr)"),
     Var("AGPROXY_LOG_FORMAT", "log_format", "plain", _choice("plain", "json"), "plain or json",
@@ -256,9 +258,12 @@ def env_table_markdown() -> str:
     """The README's environment table, generated from ENV."""
     rows = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
     for var in ENV:
-        default = "(see meaning)" if callable(var.default) else (var.default or "(empty)")
         if var.secret:
             default = "(built in)"
+        elif callable(var.default):
+            default = var.shown_default
+        else:
+            default = var.default or "(empty)"
         rows.append(f"| `{var.name}` | `{default}` | {var.accepts} | {var.help} |")
     return "\n".join(rows)
 

@@ -1,0 +1,139 @@
+"""The SSE decoder: every split point, byte at a time, random re-chunking, CR/LF/CRLF, limits."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daemon.sse import SSEDecoder, SSEError, SSEEvent, comment, encode
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "upstream"
+
+
+def recorded_upstream_stream(name: str, line_end: bytes = b"\r\n") -> tuple[bytes, list[dict]]:
+    """A recorded Gemini stream wrapped as the upstream sends it (doc §4.11): one
+    `data: {"response": …}` line per event; Google front ends end lines with CRLF."""
+    elements = orjson.loads((FIXTURES / f"inner-stream.gemini.{name}.recorded.json").read_bytes())["response"]
+    envelopes = [{"response": element, "traceId": "0123abcd"} for element in elements]
+    raw = b"".join(b"data: " + orjson.dumps(env) + line_end + line_end for env in envelopes)
+    return raw, envelopes
+
+
+RECORDED = [
+    "thought-functioncall-signature",
+    "text-functioncall-with-id-signature",
+    "empty-final-cached-tokens",
+    "functioncall-signature.block-tool",
+    "text-only.before-model",
+    "functioncall-with-id.persistent-session-2",
+]
+
+
+def decode_chunks(chunks: list[bytes]) -> list[SSEEvent]:
+    decoder = SSEDecoder()
+    events: list[SSEEvent] = []
+    for chunk in chunks:
+        events += decoder.feed(chunk)
+    return events + decoder.finish()
+
+
+@pytest.mark.parametrize("name", RECORDED)
+@pytest.mark.parametrize("line_end", [b"\r\n", b"\n"])
+def test_every_split_point_of_a_recorded_stream_gives_the_same_events(name: str, line_end: bytes) -> None:
+    raw, envelopes = recorded_upstream_stream(name, line_end)
+    whole = decode_chunks([raw])
+    assert [orjson.loads(event.data) for event in whole] == envelopes
+    for index in range(len(raw) + 1):
+        assert decode_chunks([raw[:index], raw[index:]]) == whole, f"split at {index}"
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_byte_at_a_time_gives_the_same_events(name: str) -> None:
+    raw, _ = recorded_upstream_stream(name)
+    assert decode_chunks([raw[i : i + 1] for i in range(len(raw))]) == decode_chunks([raw])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_random_rechunking_gives_the_same_events(data: st.DataObject) -> None:
+    name = data.draw(st.sampled_from(RECORDED))
+    raw, _ = recorded_upstream_stream(name, data.draw(st.sampled_from([b"\r\n", b"\n", b"\r"])))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=40)))
+    chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    assert decode_chunks(chunks) == decode_chunks([raw])
+
+
+def test_seeded_multiway_rechunking_of_all_recordings() -> None:
+    rng = random.Random(20261121)
+    for name in RECORDED:
+        raw, envelopes = recorded_upstream_stream(name)
+        for _ in range(50):
+            cuts = sorted(rng.sample(range(len(raw)), k=min(len(raw) - 1, rng.randint(1, 30))))
+            chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+            assert [orjson.loads(e.data) for e in decode_chunks(chunks)] == envelopes
+
+
+def test_cr_at_the_end_of_one_chunk_and_lf_at_the_start_of_the_next_is_one_line_end() -> None:
+    assert decode_chunks([b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"]) == [SSEEvent(b"a"), SSEEvent(b"b")]
+
+
+def test_multi_line_data_is_joined_with_newlines() -> None:
+    assert decode_chunks([b"data: one\ndata: two\ndata:three\n\n"]) == [SSEEvent(b"one\ntwo\nthree")]
+
+
+def test_fields_event_id_retry_and_unknown_ones() -> None:
+    events = decode_chunks([b"event: message_start\nid: 7\nretry: 1500\nfoo: bar\ndata: {}\n\n"])
+    assert events == [SSEEvent(b"{}", "message_start", "7", 1500)]
+
+
+def test_comments_and_blank_heartbeats_yield_nothing() -> None:
+    assert decode_chunks([b": keep-alive\n\n\n\n: ping\n\n"]) == []
+
+
+def test_a_final_event_without_its_blank_line_is_delivered_by_finish() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b'data: {"done": true}') == []
+    assert decoder.finish() == [SSEEvent(b'{"done": true}')]
+
+
+def test_data_without_space_after_colon_is_accepted() -> None:
+    assert decode_chunks([b"data:{}\r\n\r\n"]) == [SSEEvent(b"{}")]
+
+
+def test_event_type_resets_after_each_event() -> None:
+    events = decode_chunks([b"event: ping\ndata: 1\n\ndata: 2\n\n"])
+    assert [e.event for e in events] == ["ping", ""]
+
+
+def test_an_unterminated_line_beyond_the_limit_raises() -> None:
+    decoder = SSEDecoder(max_event_bytes=1024)
+    decoder.feed(b"data: " + b"x" * 1000)
+    with pytest.raises(SSEError):
+        decoder.feed(b"x" * 100)
+
+
+def test_an_event_made_of_many_lines_beyond_the_limit_raises() -> None:
+    decoder = SSEDecoder(max_event_bytes=1024)
+    with pytest.raises(SSEError):
+        decoder.feed(b"data: " + b"y" * 600 + b"\ndata: " + b"y" * 600 + b"\n")
+
+
+def test_a_two_megabyte_line_split_in_small_chunks_is_decoded_in_linear_time() -> None:
+    payload = b'{"sig": "' + b"A" * (2 * 1024 * 1024) + b'"}'
+    raw = b"data: " + payload + b"\r\n\r\n"
+    chunks = [raw[i : i + 4096] for i in range(0, len(raw), 4096)]
+    assert decode_chunks(chunks) == [SSEEvent(payload)]
+
+
+def test_encoder_round_trips_through_the_decoder() -> None:
+    frames = encode(b'{"a":1}', b"message_start") + encode(b"line one\nline two") + comment(b"keep-alive")
+    assert decode_chunks([frames]) == [SSEEvent(b'{"a":1}', "message_start"), SSEEvent(b"line one\nline two")]
+    assert encode(b"{}") == b"data: {}\n\n"
+    assert encode(b"{}", b"ping") == b"event: ping\ndata: {}\n\n"
