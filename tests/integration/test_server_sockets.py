@@ -247,3 +247,18 @@ async def test_slow_reader_applies_backpressure_instead_of_buffering(make_settin
         assert buffered < 1024 * 1024, buffered  # bounded by the high-water mark, not 4 MB
         assert routes.finished == []
         sock.close()
+
+
+async def test_one_access_line_per_request_without_query_or_credentials(make_settings, caplog):
+    caplog.set_level("INFO", logger="daemon.access")
+    async with running_daemon(make_settings(AGPROXY_ACCESS_LOG="on")) as (listener, _app, _routes):
+        client = await RawClient.connect(listener.address)
+        client.send_request("GET", "/health?key=AIzaSecretKey123", headers=[("authorization", "Bearer ya29.secret")])
+        await client.read_reply()
+        client.close()
+    lines = [record.getMessage() for record in caplog.records if record.name == "daemon.access"]
+    assert len(lines) == 1
+    method, path, status, duration, ttfb, size, request_id = lines[0].split()
+    assert (method, path, status) == ("GET", "/health", "200")
+    assert duration.endswith("ms") and ttfb.startswith("ttfb=") and size.startswith("bytes=")
+    assert "AIzaSecretKey123" not in caplog.text and "ya29.secret" not in caplog.text
