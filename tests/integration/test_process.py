@@ -53,9 +53,11 @@ def test_start_prints_the_address_and_health_answers(tmp_path: Path) -> None:
     process, port = start(["daemon", "serve"], {}, tmp_path)
     try:
         sock = http_get(port, "/health")
-        head = sock.recv(65536)
-        assert head.startswith(b"HTTP/1.1 200 ")
-        assert b'"status":"ok"' in head
+        reply = b""
+        while b'"status":"ok"' not in reply and (chunk := sock.recv(65536)):
+            reply += chunk  # head and body may come in separate segments
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        assert b'"status":"ok"' in reply
         sock.close()
     finally:
         process.send_signal(signal.SIGTERM)

@@ -1,0 +1,30 @@
+"""Test fakes. `FakeUpstream` plays Google's Antigravity Cloud Code API + OAuth on loopback;
+`scripts` builds the replies it sends. See tests/fakes/README.md."""
+
+from . import scripts
+from .upstream import (
+    ANTIGRAVITY_CLIENT_ID,
+    ANTIGRAVITY_CLIENT_SECRET,
+    IDE_CLIENT_ID,
+    IDE_CLIENT_SECRET,
+    SCOPE,
+    SCOPES,
+    FakeAccount,
+    FakeUpstream,
+    Headers,
+    RecordedRequest,
+)
+
+__all__ = [
+    "ANTIGRAVITY_CLIENT_ID",
+    "ANTIGRAVITY_CLIENT_SECRET",
+    "IDE_CLIENT_ID",
+    "IDE_CLIENT_SECRET",
+    "SCOPE",
+    "SCOPES",
+    "FakeAccount",
+    "FakeUpstream",
+    "Headers",
+    "RecordedRequest",
+    "scripts",
+]
