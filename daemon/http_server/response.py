@@ -31,6 +31,7 @@ class _Connection(Protocol):
 
     def send_event(self, event: h11.Response | h11.EndOfMessage) -> None: ...
     def send_data(self, data: bytes) -> None: ...
+    def send_complete(self, head: h11.Response, body: bytes) -> None: ...
     def response_headers(self, headers: Headers) -> Headers: ...
 
 
@@ -52,12 +53,11 @@ class Responder:
         return self._started
 
     def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
-        headers = [*headers, (b"content-length", b"%d" % len(body))]
-        self._head(status, headers)
-        if body:
-            self._connection.send_data(body)
-            self.bytes_sent += len(body)
-        self.end()
+        """A complete response, written to the socket in one go."""
+        self._connection.send_complete(self._make_head(status, [*headers, (b"content-length", b"%d" % len(body))]), body)
+        self.first_byte_at = time.monotonic()
+        self.bytes_sent += len(body)
+        self.complete = True
 
     def respond_json(self, status: int, body: object, headers: Headers | None = None) -> None:
         self.respond(status, [(b"content-type", JSON), *(headers or ())], orjson.dumps(body))
@@ -78,14 +78,15 @@ class Responder:
         self.complete = True
 
     def _head(self, status: int, headers: Headers) -> None:
+        self._connection.send_event(self._make_head(status, headers))
+        self.first_byte_at = time.monotonic()
+
+    def _make_head(self, status: int, headers: Headers) -> h11.Response:
         if self._started:
             raise RuntimeError("response already started")
         self._started = True
         self.status = status
-        self._connection.send_event(
-            h11.Response(status_code=status, headers=self._connection.response_headers(headers), reason=_reason(status))
-        )
-        self.first_byte_at = time.monotonic()
+        return h11.Response(status_code=status, headers=self._connection.response_headers(headers), reason=_reason(status))
 
 
 def _reason(status: int) -> bytes:
