@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import ssl
 import time
 from http import HTTPStatus
 
 import orjson
 
+from .accounts.registry import AccountRegistry
+from .accounts.store import AccountStore, StoreError
+from .accounts.tokens import TokenManager
 from .config import Settings
 from .handlers import status
 from .http_client.dial import ProxyConfig
 from .http_client.pool import ConnectionPool
 from .http_server.response import JSON
 from .http_server.router import Router
+from .upstream.calls import UpstreamCalls
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS_POLL_INTERVAL = 2.0  # seconds between checks for changes made by the CLI or another daemon
 
 
 class App:
     def __init__(self, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Raises StoreError when accounts.json is unusable: the daemon must not start then."""
         self.settings = settings
         self.started_at = time.monotonic()
         self.http = ConnectionPool(
@@ -26,8 +38,17 @@ class App:
             connect_timeout=settings.upstream_connect_timeout,
             max_idle_per_origin=settings.upstream_pool_size,
         )
+        self.accounts = AccountRegistry(AccountStore(settings.data_dir))
+        self.accounts.load()
+        self.calls = UpstreamCalls(settings, self.http)
+        self.tokens = TokenManager(self.accounts, self.calls)
         self.router = Router()
         status.register(self.router, self)
+        self._watcher: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the background work that lives as long as the daemon."""
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_accounts())
 
     def render_error(self, path: str | None, status_code: int, message: str) -> tuple[bytes, bytes]:
         """The body of errors raised below the protocol handlers (HTTP framing, routing, limits)."""
@@ -35,7 +56,21 @@ class App:
         return JSON, orjson.dumps(body)
 
     async def aclose(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self.tokens.aclose()
         await self.http.aclose()
+
+    async def _watch_accounts(self) -> None:
+        while True:
+            await asyncio.sleep(ACCOUNTS_POLL_INTERVAL)
+            try:
+                self.accounts.reload_if_changed()
+            except StoreError as exc:
+                # Keep serving with what was loaded; the file is never overwritten meanwhile.
+                log.error("%s", exc)
 
 
 def _error_type(status_code: int) -> str:

@@ -1,4 +1,4 @@
-"""Command line: `antigravity-proxy serve`, `--version`, `--help-env`."""
+"""Command line: `serve`, `accounts …`, `--version`, `--help-env`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 
 from . import __version__, config, log
+from .accounts import commands as account_commands
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--help-env", action="store_true", help="list every environment variable and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the daemon in the foreground")
+    account_commands.add_parser(commands)
     return parser
 
 
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"antigravity-proxy: {exc}", file=sys.stderr)
         return 2
     log.setup(settings.log_level, settings.log_format)
+    if args.command == "accounts":
+        return account_commands.run(args, settings)
     from . import serve  # imports uvloop: only needed to serve
 
     return serve.run(settings)

@@ -161,6 +161,10 @@ ENV: tuple[Var, ...] = (
     Var("AGPROXY_OAUTH_CLIENT_SECRET", "oauth_client_secret", _ANTIGRAVITY_CLIENT_SECRET,
         lambda t: Secret(_text(t)), "a client secret", "OAuth client secret (default: the public Antigravity one)",
         secret=True),
+    Var("AGPROXY_OAUTH_CALLBACK_PORT", "oauth_callback_port", "51121", _port, "a TCP port 1-65535",
+        "loopback port for the login callback (the next ones are tried when it is busy)"),
+    Var("AGPROXY_OAUTH_REDIRECT_URL", "oauth_redirect_url", "", _optional_url, "an http(s) URL or empty",
+        "redirect URL to register instead of http://localhost:<port>/oauth-callback (a reverse-proxied callback)"),
     Var("AGPROXY_CLIENT_VERSION", "client_version", "2.5.5", _text, "a version like 2.5.5",
         "Antigravity client version announced upstream; raise it when the upstream says the version is no longer supported"),
     Var("AGPROXY_USER_AGENT", "user_agent", "antigravity/ide/{version} darwin/arm64", _text,
@@ -210,6 +214,8 @@ class Settings:
     userinfo_url: str
     oauth_client_id: str
     oauth_client_secret: Secret
+    oauth_callback_port: int
+    oauth_redirect_url: str | None
     client_version: str
     user_agent: str
     max_header_bytes: int

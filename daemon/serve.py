@@ -9,6 +9,7 @@ import signal
 import uvloop
 
 from . import __version__
+from .accounts.store import StoreError
 from .app import App
 from .config import Settings
 from .http_server.protocol import ServerConnection, ServerState
@@ -23,13 +24,19 @@ def run(settings: Settings) -> int:
 
 async def serve(settings: Settings, app: App | None = None) -> int:
     """Listen until SIGTERM or SIGINT, then drain; returns the process exit code."""
-    app = app or App(settings)
+    if app is None:
+        try:
+            app = App(settings)
+        except StoreError as exc:
+            log.error("%s", exc)
+            return 2
     try:
         listener = await Listener.start(app)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
         await app.aclose()
         return 1
+    app.start()
     log.info("antigravity-proxy %s listening on http://%s:%d", __version__, *listener.address)
 
     loop = asyncio.get_running_loop()

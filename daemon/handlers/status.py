@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..accounts.model import counts_by_state
 from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
@@ -16,13 +17,14 @@ if TYPE_CHECKING:
 
 def register(router: Router, app: App) -> None:
     async def health(request: Request, response: Responder) -> None:
+        accounts = app.accounts.all()
         response.respond_json(
             200,
             {
                 "status": "ok",
                 "version": __version__,
                 "uptime_s": round(time.monotonic() - app.started_at, 3),
-                "accounts": {"total": 0, "by_state": {}},
+                "accounts": {"total": len(accounts), "by_state": counts_by_state(accounts)},
             },
         )
 

@@ -47,7 +47,7 @@ class UpstreamConnection:
                 pieces += conn.send_with_data_passthrough(h11.Data(data=body))
             pieces.append(conn.send(h11.EndOfMessage()))
             dialed.transport.writelines(pieces)  # type: ignore[arg-type]
-            await dialed.protocol.drain()
+            await dialed.protocol.flow.drain()
         while True:
             event = await self._next_event(first_byte_timeout)
             if type(event) is h11.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from .. import limits
+from ..http_server.flow import FlowControl
 from .errors import ReadError, ReadTimeout
 
 
@@ -20,8 +21,7 @@ class StreamProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._error: Exception | None = None
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self.flow = FlowControl()  # request bodies wait while the socket buffer is full
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
@@ -42,17 +42,14 @@ class StreamProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self._error = exc
-        self._writable.set()
+        self.flow.resume_writing()
         self._wake()
 
     def pause_writing(self) -> None:
-        self._writable.clear()
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self._writable.set()
-
-    async def drain(self) -> None:
-        await self._writable.wait()
+        self.flow.resume_writing()
 
     async def read(self, timeout: float) -> bytes:
         """The bytes buffered so far (waiting up to `timeout` for some); b"" at end of stream."""
