@@ -18,6 +18,12 @@ PURE_MODULES = [
     "sse.py",
     "http_server/request.py",
     "http_server/router.py",
+    "upstream/oauth.py",
+    "upstream/discovery.py",
+    "upstream/failures.py",
+    "upstream/endpoints.py",
+    "accounts/model.py",
+    "accounts/doctor.py",
 ]
 IO_IMPORTS = {"asyncio", "socket", "ssl", "uvloop", "selectors", "subprocess", "threading"}
 IO_MODULES = {"daemon.serve", "daemon.app", "daemon.http_client", "daemon.http_server.protocol"}
