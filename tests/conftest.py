@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,22 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if problems:
         pytest.fail("event loop problems:\n" + "\n".join(problems))
     return True
+
+
+# Credentials as the fake upstream mints them, and the OAuth client secret: no log record
+# of any test may contain one (the daemon logs ids, never tokens).
+_SECRET_SHAPES = ("ya29.", "1//", "GOCSPX-")
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    caplog.set_level("DEBUG")
+    yield
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    texts = [r.getMessage() for r in records]
+    texts += [logging.Formatter().formatException(r.exc_info) for r in records if r.exc_info]
+    leaked = [text for text in texts if any(shape in text for shape in _SECRET_SHAPES)]
+    assert not leaked, f"a log record carries a credential: {leaked[0][:200]}"
 
 
 def free_port() -> int:

@@ -209,3 +209,31 @@ def test_a_corrupt_accounts_file_stops_the_daemon_with_a_clear_message(tmp_path:
     message = result.stderr.decode()
     assert str(data / "accounts.json") in message and "accounts doctor" in message
     assert (data / "accounts.json").read_bytes() == before
+
+
+async def test_oauth_and_cloud_code_calls_go_through_https_proxy(make_settings):
+    import ssl
+
+    import trustme
+
+    from tests.fakes.connect_proxy import ConnectProxy
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with FakeUpstream(server_context) as tls_fake, ConnectProxy() as proxy:
+        settings = make_settings(
+            AGPROXY_UPSTREAM_URLS=tls_fake.base_url, AGPROXY_OAUTH_TOKEN_URL=tls_fake.token_url,
+            AGPROXY_USERINFO_URL=tls_fake.userinfo_url, HTTPS_PROXY=proxy.url,
+        )
+        app = App(settings, ssl_context=client_context)
+        login = Login(settings, app.calls, AccountStore(settings.data_dir))
+        added = await login.import_refresh_token(tls_fake.account(DEFAULT_EMAIL).refresh_token)
+        await app.aclose()
+        tls_fake.assert_no_violations()
+    assert added.account.project_id == DEFAULT_PROJECT
+    assert proxy.tunnels >= 1
+    assert {method for method, _, _ in proxy.requests} == {"CONNECT"}
+    assert tls_fake.token_calls == 1 and tls_fake.requests_to("/v1internal:loadCodeAssist")
