@@ -19,6 +19,7 @@ import orjson
 
 from ..config import Settings
 from ..http_client.dial import ProxyConfig
+from ..http_client.errors import HTTPClientError
 from ..http_client.pool import ConnectionPool
 from ..redact import mask_email
 from ..upstream.calls import UpstreamCallError, UpstreamCalls
@@ -30,7 +31,7 @@ from .store import AccountStore, StoreError
 from .tokens import AccountUnavailable, TokenManager, with_access_token
 
 EXPORT_SCHEMA = "antigravity-proxy/export"
-_EXPORTED = ("email", "refresh_token", "client_id", "project_id", "tier")
+_EXPORTED = ("email", "refresh_token", "client_id", "project_id", "tier", "state", "reason")
 
 
 def add_parser(commands: Any) -> None:
@@ -64,10 +65,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "doctor":
             return _doctor(store, args.repair)
         if args.action in ("add", "verify"):
+            store.read()  # a corrupt file is reported before a login uses up its code
             return asyncio.run(_online(args, settings, store))
         return _offline(args, store)
     except (StoreError, LoginError) as exc:
         print(f"antigravity-proxy: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file named on the command line (import, export)
+        print(f"antigravity-proxy: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 
@@ -92,9 +97,7 @@ async def _online(args: argparse.Namespace, settings: Settings, store: AccountSt
 
 async def _add(args: argparse.Namespace, login: Login) -> Added:
     if args.refresh_token_file:
-        source = sys.stdin if args.refresh_token_file == "-" else open(args.refresh_token_file, encoding="utf-8")
-        with source:
-            token = source.read().strip()
+        token = _read_secret_file(args.refresh_token_file)
         if not token:
             raise LoginError("the refresh token file is empty")
         return await login.import_refresh_token(token)
@@ -102,6 +105,16 @@ async def _add(args: argparse.Namespace, login: Login) -> Added:
         return await login.headless(read_line=lambda: asyncio.to_thread(sys.stdin.readline), say=_say)
     has_display = sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return await login.desktop(open_browser=not args.no_browser and has_display, say=_say, timeout=args.timeout)
+
+
+def _read_secret_file(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read().strip()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as exc:
+        raise LoginError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _report_added(added: Added) -> int:
@@ -124,6 +137,8 @@ async def _verify(args: argparse.Namespace, store: AccountStore, calls: Upstream
     await tokens.aclose()
     if args.json:
         print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+    elif not results:
+        print("no accounts yet: add one with `antigravity-proxy accounts add`")
     else:
         for result in results:
             print(f"{result['status']:<4} {result['id']}  {result['email']}  {result['detail']}".rstrip())
@@ -139,6 +154,8 @@ async def _probe(account: Account, registry: AccountRegistry, tokens: TokenManag
         await with_access_token(tokens, account.id, lambda token: calls.fetch_available_models(token, account.project_id))
     except AccountUnavailable as exc:
         return {**result, "status": "FAIL", "detail": f"{exc.state.value}: {exc}"}
+    except HTTPClientError as exc:
+        return {**result, "status": "FAIL", "detail": f"cannot reach Cloud Code: {exc}"}
     except UpstreamCallError as exc:
         await registry.record_failure(account.id, exc.failure)
         detail = exc.failure.message + (f" (open {exc.failure.verify_url})" if exc.failure.verify_url else "")
@@ -211,7 +228,7 @@ def _list(accounts: list[Account], *, mask: bool, as_json: bool) -> int:
 
 
 def _export(accounts: list[Account], path: str) -> int:
-    entries = [{key: getattr(a, key) for key in _EXPORTED} for a in accounts]
+    entries = [{key: str(getattr(a, key)) if key == "state" else getattr(a, key) for key in _EXPORTED} for a in accounts]
     body = orjson.dumps({"schema": EXPORT_SCHEMA, "version": 1, "accounts": entries}, option=orjson.OPT_INDENT_2)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -230,7 +247,7 @@ def _import(store: AccountStore, path: str) -> int:
         except orjson.JSONDecodeError as exc:
             raise LoginError(f"{path} is not JSON: {exc}") from None
     entries = document.get("accounts") if isinstance(document, dict) else None
-    if document.get("schema") != EXPORT_SCHEMA or not isinstance(entries, list):
+    if not isinstance(entries, list) or document.get("schema") != EXPORT_SCHEMA:
         raise LoginError(f"{path} is not an antigravity-proxy export file")
     usable = [e for e in entries if isinstance(e, dict) and e.get("email") and e.get("refresh_token") and e.get("client_id")]
     now = time.time()
@@ -240,7 +257,8 @@ def _import(store: AccountStore, path: str) -> int:
         for entry in usable:
             fields = {key: entry.get(key) or None for key in ("project_id", "tier")}
             fields.update(refresh_token=entry["refresh_token"], client_id=entry["client_id"], updated_at=now,
-                          state=AccountState.ACTIVE, reason="", access_token="", access_expires_at=0.0)
+                          state=_state_of(entry), reason=str(entry.get("reason") or ""),
+                          access_token="", access_expires_at=0.0)
             existing = find(merged, entry["email"])
             if existing is not None:
                 merged = [a.with_changes(**fields) if a.id == existing.id else a for a in merged]
@@ -252,6 +270,13 @@ def _import(store: AccountStore, path: str) -> int:
     skipped = len(entries) - len(usable)
     print(f"imported {len(usable)} accounts" + (f" ({skipped} incomplete entries skipped)" if skipped else ""))
     return 0
+
+
+def _state_of(entry: dict[str, Any]) -> AccountState:
+    try:
+        return AccountState(entry.get("state") or "active")
+    except ValueError:
+        return AccountState.ACTIVE
 
 
 def _doctor(store: AccountStore, repair: bool) -> int:
@@ -273,10 +298,21 @@ def _doctor(store: AccountStore, repair: bool) -> int:
         print("run `antigravity-proxy accounts doctor --repair` to rewrite the file (a backup is kept)")
         return 1
     with store.locked():
-        backup = store.path.with_name(f"{store.path.name}.corrupt-{int(time.time())}")
-        fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        backup, fd = _new_backup(store)
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
         store.write_unlocked(render_document(diagnosis.salvaged))
     print(f"repaired: kept {len(diagnosis.salvaged)} accounts; the old file is saved as {backup}")
     return 0
+
+
+def _new_backup(store: AccountStore) -> tuple[str, int]:
+    """A fresh 0600 file beside accounts.json that no earlier repair has used."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for attempt in range(1000):
+        path = f"{store.path}.corrupt-{stamp}" + (f"-{attempt}" if attempt else "")
+        try:
+            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+    raise LoginError(f"cannot find a free backup name beside {store.path}")

@@ -6,11 +6,12 @@ Code project (onboarding when needed) and store the account.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import secrets
 import time
 import webbrowser
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -19,8 +20,9 @@ from ..http_server.protocol import ServerConnection, ServerState
 from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
+from ..http_client.errors import HTTPClientError
 from ..upstream import oauth
-from ..upstream.calls import UpstreamCalls
+from ..upstream.calls import UpstreamCallError, UpstreamCalls
 from .model import Account, AccountState, find
 from .store import AccountStore
 
@@ -89,27 +91,22 @@ class Login:
 
     async def import_refresh_token(self, refresh_token: str, client_id: str | None = None) -> Added:
         client_id = client_id or self.settings.oauth_client_id
-        try:
+        with _login_step("the refresh token does not work"):
             grant = await self.calls.refresh(refresh_token, client_id)
-        except oauth.OAuthError as exc:
-            raise LoginError(f"the refresh token does not work: {exc}") from None
         return await self._finish(grant, refresh_token, client_id)
 
     async def _finish_code(self, code: str, redirect_uri: str, pkce: oauth.PKCE) -> Added:
-        try:
+        with _login_step("Google did not accept the login code"):
             grant = await self.calls.exchange_code(code, redirect_uri, pkce)
-        except oauth.OAuthError as exc:
-            raise LoginError(f"Google did not accept the login code: {exc}") from None
         if not grant.refresh_token:
             raise LoginError("Google returned no refresh token; remove the app's access in your Google account and retry")
         return await self._finish(grant, grant.refresh_token, self.settings.oauth_client_id)
 
     async def _finish(self, grant: oauth.TokenGrant, refresh_token: str, client_id: str) -> Added:
-        try:
+        with _login_step("cannot read the account's e-mail"):
             email = await self.calls.userinfo(grant.access_token)
+        with _login_step("Cloud Code project discovery failed"):
             status = await self.calls.discover_project(grant.access_token, poll_interval=self.onboard_poll)
-        except oauth.OAuthError as exc:
-            raise LoginError(str(exc)) from None
         now = time.time()
         fields = {
             "email": email,
@@ -168,6 +165,15 @@ class Login:
                 continue  # busy (or reserved, as Hyper-V does on Windows): try the next one
             return server, port
         raise LoginError(f"no free callback port in {first}-{first + CALLBACK_PORT_TRIES - 1}")
+
+
+@contextlib.contextmanager
+def _login_step(what: str) -> Iterator[None]:
+    """Turn the ways a login step can fail into one readable LoginError."""
+    try:
+        yield
+    except (oauth.OAuthError, UpstreamCallError, HTTPClientError) as exc:
+        raise LoginError(f"{what}: {exc}") from None
 
 
 def new_account_id(accounts: list[Account]) -> str:

@@ -83,9 +83,14 @@ def fixture_json(name: str) -> Any:
     return copy.deepcopy(_fixture_json_cached(name))
 
 
+def fixture_names(prefix: str, suffix: str) -> list[str]:
+    """The names of the fixtures `prefix*suffix`, sorted."""
+    return sorted(p.name for p in FIXTURES_DIR.glob(f"{prefix}*{suffix}"))
+
+
 def _resolve(prefix: str, suffix: str, name: str) -> str:
     """Find the one fixture `prefix*suffix` whose name equals or contains `name`."""
-    candidates = sorted(p.name for p in FIXTURES_DIR.glob(f"{prefix}*{suffix}"))
+    candidates = fixture_names(prefix, suffix)
     for full in (name, f"{prefix}{name}", f"{prefix}{name}{suffix}", f"{name}{suffix}"):
         if full in candidates:
             return full

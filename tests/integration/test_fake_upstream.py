@@ -561,14 +561,9 @@ def test_image_helper_replays_the_real_part(fake, client, token):
     assert body["usageMetadata"]["totalTokenCount"] == real["usageMetadata"]["totalTokenCount"]
 
 
-RECORDED = [
-    "gemini.empty-final-cached-tokens",
-    "gemini.functioncall-signature.block-tool",
-    "gemini.functioncall-with-id.persistent-session-2",
-    "gemini.text-functioncall-with-id-signature",
-    "gemini.text-only.before-model",
-    "gemini.thought-functioncall-signature",
-]
+# Every recording in tests/fixtures/upstream: inner-stream.<name>.recorded.json
+RECORDED = [n.removeprefix("inner-stream.").removesuffix(".recorded.json")
+            for n in s.fixture_names("inner-stream.", ".recorded.json")]
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -632,15 +627,7 @@ def test_scripts_match_by_model_and_account(fake, client, token):
 # --------------------------------------------------------------------------- errors
 
 
-ERROR_FIXTURES = [
-    "error.400.INVALID_ARGUMENT.claude-prefill-not-supported.json",
-    "error.400.INVALID_ARGUMENT.thought-signature-not-valid.array-wrapped.json",
-    "error.429.MODEL_CAPACITY_EXHAUSTED.array-wrapped.gemini-3.1-pro-preview.json",
-    "error.429.QUOTA_EXHAUSTED.claude-opus-4-6-thinking.json",
-    "error.429.RESOURCE_EXHAUSTED.bare-no-details.json",
-    "error.500.INTERNAL.empty-project.json",
-    "error.503.MODEL_CAPACITY_EXHAUSTED.claude-opus-4-6-thinking.json",
-]
+ERROR_FIXTURES = s.fixture_names("error.", ".json")  # every error.<status>.<...>.json fixture
 
 
 @pytest.mark.parametrize("name", ERROR_FIXTURES)
