@@ -1,0 +1,265 @@
+"""Neutral model events → Anthropic Messages stream events, and the non-stream aggregate (pure).
+
+The grammar (client-protocols.md §2.5): message_start, then blocks with indexes 0, 1, 2 …
+(one open at a time: start, deltas, stop), then message_delta and message_stop. A text
+block is never opened for empty text; a signature is the last delta of its thinking block.
+Transitions are a table keyed by (open block, event type); a pair with no entry raises
+TranslatorError instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from ..errors import ErrorKind, ProxyError
+from ..upstream.events import Finish, InlineImage, TextDelta, ThoughtDelta, ThoughtSignature, ToolCall, Usage
+
+Event = dict[str, Any]
+
+# Upstream finish (or block) reasons that mean the content was refused (client-protocols.md §6).
+REFUSAL_REASONS = frozenset({
+    "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "LANGUAGE", "MODEL_ARMOR", "JAILBREAK", "OTHER_BLOCK",
+})
+
+ERROR_TYPES = {
+    ErrorKind.INVALID_REQUEST: "invalid_request_error",
+    ErrorKind.AUTH: "authentication_error",
+    ErrorKind.PERMISSION: "permission_error",
+    ErrorKind.NOT_FOUND: "not_found_error",
+    ErrorKind.TOO_LARGE: "request_too_large",
+    ErrorKind.RATE_LIMITED: "rate_limit_error",
+    ErrorKind.INTERNAL: "api_error",
+    ErrorKind.UPSTREAM: "api_error",
+    ErrorKind.UNAVAILABLE: "overloaded_error",
+    ErrorKind.OVERLOADED: "overloaded_error",
+}
+
+
+class TranslatorError(Exception):
+    """An event arrived that the machine has no transition for in its current state."""
+
+
+class Block(enum.Enum):
+    NONE = "none"
+    TEXT = "text"
+    THINKING = "thinking"
+    DONE = "done"  # message_stop or an error was sent: nothing may follow
+
+
+class AnthropicStream:
+    def __init__(
+        self,
+        *,
+        message_id: str,
+        model: str,
+        thinking: bool,
+        tool_names: Mapping[str, str],
+        new_tool_id: Callable[[], str],
+    ) -> None:
+        self.message_id = message_id
+        self.model = model
+        self.thinking = thinking  # the client asked for thinking blocks
+        self.tool_names = tool_names  # upstream function name → the client's tool name
+        self.new_tool_id = new_tool_id
+        self.block = Block.NONE
+        self.index = -1
+        self.started = False
+        self.usage = Usage()
+        self.tool_used = False
+        self.signed = False  # the open thinking block already carries its signature
+        self.pending_signature = ""  # seen with no thinking block open
+        self.tool_signatures: list[tuple[str, str]] = []  # (tool_use id, signature) for the signature store
+
+    def feed(self, event: object) -> list[Event]:
+        out: list[Event] = []
+        handler = TRANSITIONS.get((self.block, type(event)))
+        if handler is None:
+            raise TranslatorError(f"no transition for {type(event).__name__} in block state {self.block.value}")
+        if not self.started and self.block is not Block.DONE:
+            if isinstance(event, Usage):
+                self.usage = event
+            out.append(self._message_start())
+        handler(self, event, out)
+        return out
+
+    def fail(self, error: ProxyError) -> list[Event]:
+        """An in-band error after the response head; it ends the stream."""
+        self.block = Block.DONE
+        return [{"type": "error", "error": {"type": ERROR_TYPES[error.kind], "message": error.message}}]
+
+    # --- block plumbing --------------------------------------------------------------
+
+    def _message_start(self) -> Event:
+        self.started = True
+        return {
+            "type": "message_start",
+            "message": {
+                "id": self.message_id, "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": None, "stop_sequence": None,
+                "usage": {**self._input_usage(), "output_tokens": 1},
+            },
+        }
+
+    def _input_usage(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.usage.prompt - self.usage.cached,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": self.usage.cached,
+        }
+
+    def _open(self, block: Event, kind: Block, out: list[Event]) -> None:
+        self.index += 1
+        self.block = kind
+        self.signed = False
+        out.append({"type": "content_block_start", "index": self.index, "content_block": block})
+
+    def _close(self, out: list[Event]) -> None:
+        if self.block in (Block.TEXT, Block.THINKING):
+            out.append({"type": "content_block_stop", "index": self.index})
+            self.block = Block.NONE
+
+    def _delta(self, delta: Event, out: list[Event]) -> None:
+        out.append({"type": "content_block_delta", "index": self.index, "delta": delta})
+
+
+# --- transitions (state, event) → handler ----------------------------------------------
+
+
+def _text(m: AnthropicStream, e: TextDelta, out: list[Event]) -> None:
+    if not e.text:
+        return  # never open (or feed) a block with nothing in it
+    if m.block is not Block.TEXT:
+        m._close(out)
+        m._open({"type": "text", "text": ""}, Block.TEXT, out)
+    m._delta({"type": "text_delta", "text": e.text}, out)
+
+
+def _thought(m: AnthropicStream, e: ThoughtDelta, out: list[Event]) -> None:
+    if not m.thinking or not e.text:
+        return
+    if m.block is not Block.THINKING or m.signed:  # a signed block is complete: start another
+        m._close(out)
+        m._open({"type": "thinking", "thinking": "", "signature": ""}, Block.THINKING, out)
+    m._delta({"type": "thinking_delta", "thinking": e.text}, out)
+
+
+def _sign_open_thinking(m: AnthropicStream, e: ThoughtSignature, out: list[Event]) -> None:
+    m._delta({"type": "signature_delta", "signature": e.signature}, out)
+    m.signed = True
+
+
+def _keep_signature(m: AnthropicStream, e: ThoughtSignature, out: list[Event]) -> None:
+    m.pending_signature = e.signature  # no thinking block to carry it: the next tool call may
+
+
+def _tool_call(m: AnthropicStream, e: ToolCall, out: list[Event]) -> None:
+    signature = e.signature or m.pending_signature
+    m.pending_signature = ""
+    if m.block is Block.THINKING and signature and not m.signed:
+        # Gemini signs the call, not the thought: the thinking before the call carries it.
+        _sign_open_thinking(m, ThoughtSignature(signature), out)
+    m._close(out)
+    tool_id = e.id or m.new_tool_id()
+    if signature:
+        m.tool_signatures.append((tool_id, signature))
+    m.tool_used = True
+    name = m.tool_names.get(e.name, e.name)
+    m._open({"type": "tool_use", "id": tool_id, "name": name, "input": {}}, Block.NONE, out)
+    m._delta({"type": "input_json_delta", "partial_json": orjson.dumps(e.args).decode()}, out)
+    out.append({"type": "content_block_stop", "index": m.index})
+
+
+def _image(m: AnthropicStream, e: InlineImage, out: list[Event]) -> None:
+    # The Messages API has no image output block; peers render images as markdown text.
+    _text(m, TextDelta(f"![image](data:{e.mime_type};base64,{e.data})"), out)
+
+
+def _usage(m: AnthropicStream, e: Usage, out: list[Event]) -> None:
+    m.usage = e
+
+
+def _finish(m: AnthropicStream, e: Finish, out: list[Event]) -> None:
+    m._close(out)
+    m.usage = e.usage
+    if e.blocked or e.reason in REFUSAL_REASONS:
+        stop_reason = "refusal"
+    elif m.tool_used:
+        stop_reason = "tool_use"  # Antigravity reports tool turns as STOP: the parts decide
+    elif e.reason == "MAX_TOKENS":
+        stop_reason = "max_tokens"
+    else:
+        stop_reason = "end_turn"
+    usage = {**m._input_usage(), "output_tokens": e.usage.candidates + e.usage.thoughts}
+    out.append({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage})
+    out.append({"type": "message_stop"})
+    m.block = Block.DONE
+
+
+_Handler = Callable[[AnthropicStream, Any, list[Event]], None]
+_OPEN_STATES = (Block.NONE, Block.TEXT, Block.THINKING)
+
+TRANSITIONS: dict[tuple[Block, type], _Handler] = {
+    **{(state, TextDelta): _text for state in _OPEN_STATES},
+    **{(state, ThoughtDelta): _thought for state in _OPEN_STATES},
+    (Block.THINKING, ThoughtSignature): _sign_open_thinking,
+    (Block.NONE, ThoughtSignature): _keep_signature,
+    (Block.TEXT, ThoughtSignature): _keep_signature,
+    **{(state, ToolCall): _tool_call for state in _OPEN_STATES},
+    **{(state, InlineImage): _image for state in _OPEN_STATES},
+    **{(state, Usage): _usage for state in _OPEN_STATES},
+    **{(state, Finish): _finish for state in _OPEN_STATES},
+}
+
+
+# --- output: SSE frames, or one Message -------------------------------------------------
+
+_PREFIXES = {
+    name: b"event: " + name.encode() + b"\ndata: "
+    for name in ("message_start", "content_block_start", "content_block_delta", "content_block_stop",
+                 "message_delta", "message_stop", "ping", "error")
+}
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def encode(events: list[Event]) -> bytes:
+    return b"".join(_PREFIXES[event["type"]] + orjson.dumps(event) + b"\n\n" for event in events)
+
+
+class MessageAccumulator:
+    """Builds the non-stream Message from the same events, the way the SDK's accumulate_event does."""
+
+    def __init__(self) -> None:
+        self.message: Event = {}
+        self._json: dict[int, str] = {}
+
+    def apply(self, events: list[Event]) -> None:
+        for event in events:
+            kind = event["type"]
+            if kind == "message_start":
+                self.message = {**event["message"], "content": []}
+            elif kind == "content_block_start":
+                self.message["content"].append(dict(event["content_block"]))
+            elif kind == "content_block_delta":
+                self._delta(event["index"], event["delta"])
+            elif kind == "content_block_stop" and event["index"] in self._json:
+                self.message["content"][event["index"]]["input"] = orjson.loads(self._json.pop(event["index"]) or "{}")
+            elif kind == "message_delta":
+                self.message.update(event["delta"])
+                self.message["usage"] = {**self.message["usage"], **event["usage"]}
+
+    def _delta(self, index: int, delta: Event) -> None:
+        block = self.message["content"][index]
+        kind = delta["type"]
+        if kind == "text_delta":
+            block["text"] += delta["text"]
+        elif kind == "thinking_delta":
+            block["thinking"] += delta["thinking"]
+        elif kind == "signature_delta":
+            block["signature"] = delta["signature"]
+        elif kind == "input_json_delta":
+            self._json[index] = self._json.get(index, "") + delta["partial_json"]
