@@ -12,10 +12,11 @@ from http import HTTPStatus
 import orjson
 
 from .accounts.registry import AccountRegistry
+from .accounts.signatures import SignatureStore
 from .accounts.store import AccountStore, StoreError
 from .accounts.tokens import TokenManager
 from .config import Settings
-from .handlers import status
+from .handlers import anthropic, status
 from .http_client.dial import ProxyConfig
 from .http_client.pool import ConnectionPool
 from .http_server.response import JSON
@@ -42,8 +43,10 @@ class App:
         self.accounts.load()
         self.calls = UpstreamCalls(settings, self.http)
         self.tokens = TokenManager(self.accounts, self.calls)
+        self.signatures = SignatureStore()
         self.router = Router()
         status.register(self.router, self)
+        anthropic.register(self.router, self)
         self._watcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:

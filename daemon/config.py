@@ -78,6 +78,27 @@ def _host_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip().lower() for item in text.split(",") if item.strip())
 
 
+def _api_keys(text: str) -> tuple[tuple[str, Secret], ...]:
+    keys = []
+    for position, item in enumerate(filter(None, (piece.strip() for piece in text.split(","))), 1):
+        name, equals, key = item.partition("=")
+        name, key = (name.strip(), key.strip()) if equals else (f"key{position}", item)
+        if not name or len(key) < 8:
+            raise ValueError  # a key shorter than 8 characters is a typo or a guessable key
+        keys.append((name, Secret(key)))
+    return tuple(keys)
+
+
+def _model_map(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in filter(None, (piece.strip() for piece in text.split(","))):
+        pattern, equals, target = item.partition("=")
+        if not equals or not pattern.strip() or not target.strip():
+            raise ValueError
+        pairs.append((pattern.strip(), target.strip()))
+    return tuple(pairs)
+
+
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError
@@ -142,6 +163,10 @@ ENV: tuple[Var, ...] = (
     Var("AGPROXY_DATA_DIR", "data_dir", _default_data_dir, lambda t: Path(_text(t)).expanduser(), "a directory path",
         "accounts, keys and persisted state ($XDG_DATA_HOME/antigravity-proxy when XDG_DATA_HOME is set)",
         shown_default="~/.local/share/antigravity-proxy"),
+    Var("AGPROXY_API_KEYS", "api_keys", "", _api_keys, "comma-separated name=key pairs (or bare keys)",
+        "client keys; with none, only loopback clients are served", secret=True),
+    Var("AGPROXY_ALLOW_OPEN", "allow_open", "off", _switch, "on or off",
+        "allow listening beyond loopback with no AGPROXY_API_KEYS (anyone who can connect may use your accounts)"),
     Var("AGPROXY_LOG_LEVEL", "log_level", "info", _choice("debug", "info", "warning", "error"),
         "debug, info, warning or error", "log verbosity (stderr)"),
     Var("AGPROXY_LOG_FORMAT", "log_format", "plain", _choice("plain", "json"), "plain or json",
@@ -189,6 +214,10 @@ ENV: tuple[Var, ...] = (
         "seconds > 0", "longest upstream silence inside a response body"),
     Var("AGPROXY_UPSTREAM_POOL_SIZE", "upstream_pool_size", str(limits.UPSTREAM_POOL_SIZE), _positive_int,
         "a whole number > 0", "idle keep-alive connections kept per upstream origin"),
+    Var("AGPROXY_STREAM_HEARTBEAT", "stream_heartbeat", "4", _seconds, "seconds > 0",
+        "send a keep-alive frame when a stream has been silent this long (proxies cut idle streams)"),
+    Var("AGPROXY_MODEL_MAP", "model_map", "", _model_map, "comma-separated pattern=model pairs",
+        "extra client→upstream model names, tried before the built-in family defaults (e.g. claude-opus-*=claude-opus-4-6-thinking)"),
     Var("AGPROXY_SSE_MAX_EVENT_BYTES", "sse_max_event_bytes", "16MiB", _size, "a size like 16MiB",
         "largest single upstream SSE event"),
     Var("HTTPS_PROXY", "https_proxy", "", _optional_url, "an http(s) URL or empty",
@@ -205,6 +234,8 @@ class Settings:
     host: str
     port: int
     data_dir: Path
+    api_keys: tuple[tuple[str, Secret], ...]
+    allow_open: bool
     log_level: str
     log_format: str
     access_log: bool
@@ -228,6 +259,8 @@ class Settings:
     upstream_first_byte_timeout: float
     upstream_idle_timeout: float
     upstream_pool_size: int
+    stream_heartbeat: float
+    model_map: tuple[tuple[str, str], ...]
     sse_max_event_bytes: int
     https_proxy: str | None
     http_proxy: str | None

@@ -24,6 +24,10 @@ def run(settings: Settings) -> int:
 
 async def serve(settings: Settings, app: App | None = None) -> int:
     """Listen until SIGTERM or SIGINT, then drain; returns the process exit code."""
+    if not settings.is_loopback and not settings.api_keys and not settings.allow_open:
+        log.error("refusing to listen on %s without client keys: set AGPROXY_API_KEYS "
+                  "(or AGPROXY_ALLOW_OPEN=on to serve anyone who can connect)", settings.host)
+        return 2
     if app is None:
         try:
             app = App(settings)

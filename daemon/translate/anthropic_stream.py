@@ -73,7 +73,7 @@ class AnthropicStream:
         self.tool_used = False
         self.signed = False  # the open thinking block already carries its signature
         self.pending_signature = ""  # seen with no thinking block open
-        self.tool_signatures: list[tuple[str, str]] = []  # (tool_use id, signature) for the signature store
+        self.signatures: list[tuple[str | None, str]] = []  # (tool_use id or None, signature) for the store
 
     def feed(self, event: object) -> list[Event]:
         out: list[Event] = []
@@ -149,12 +149,17 @@ def _thought(m: AnthropicStream, e: ThoughtDelta, out: list[Event]) -> None:
 
 
 def _sign_open_thinking(m: AnthropicStream, e: ThoughtSignature, out: list[Event]) -> None:
+    if m.signed:  # a block carries one signature; a later one belongs to what follows
+        _keep_signature(m, e, out)
+        return
     m._delta({"type": "signature_delta", "signature": e.signature}, out)
     m.signed = True
+    m.signatures.append((None, e.signature))
 
 
 def _keep_signature(m: AnthropicStream, e: ThoughtSignature, out: list[Event]) -> None:
     m.pending_signature = e.signature  # no thinking block to carry it: the next tool call may
+    m.signatures.append((None, e.signature))
 
 
 def _tool_call(m: AnthropicStream, e: ToolCall, out: list[Event]) -> None:
@@ -166,7 +171,7 @@ def _tool_call(m: AnthropicStream, e: ToolCall, out: list[Event]) -> None:
     m._close(out)
     tool_id = e.id or m.new_tool_id()
     if signature:
-        m.tool_signatures.append((tool_id, signature))
+        m.signatures.append((tool_id, signature))
     m.tool_used = True
     name = m.tool_names.get(e.name, e.name)
     m._open({"type": "tool_use", "id": tool_id, "name": name, "input": {}}, Block.NONE, out)

@@ -115,3 +115,11 @@ def test_drain_timeout_cuts_what_is_left_and_still_exits_zero(tmp_path: Path) ->
         assert b"drain timeout: cancelling 1 requests" in process.stderr.read()
     finally:
         process.kill()
+
+
+def test_listening_beyond_loopback_without_keys_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "daemon", "serve"], cwd=ROOT, capture_output=True, timeout=30,
+                            env={**os.environ, "AGPROXY_HOST": "0.0.0.0", "AGPROXY_PORT": "0",
+                                 "AGPROXY_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "AGPROXY_API_KEYS" in result.stderr.decode()

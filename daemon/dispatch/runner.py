@@ -1,0 +1,291 @@
+"""The one generation runner every client protocol goes through.
+
+Pick an account, send the upstream request, and pump: upstream bytes → SSE events →
+neutral events → the protocol's machine → frames for the client. Before the first
+meaningful event nothing is sent, so upstream failures become proper HTTP errors (and
+another account is tried); after it, failures become an in-band error and a clean end.
+A heartbeat frame goes out whenever the client has heard nothing for a while. The
+upstream request is always streamed; a non-stream client gets the aggregate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from ..accounts.model import Account, AccountState
+from ..accounts.tokens import AccountUnavailable
+from ..errors import ErrorKind, ProxyError
+from ..http_client.errors import HTTPClientError
+from ..http_client.pool import UpstreamResponse
+from ..http_server.response import SSE_HEADERS, Responder
+from ..sse import SSEDecoder, SSEError
+from ..upstream import endpoints, models
+from ..upstream.decode import StreamDecoder
+from ..upstream.events import Usage
+from ..upstream.failures import FailureKind, classify
+from .outcomes import TRY_ANOTHER_ACCOUNT, client_error
+
+if TYPE_CHECKING:
+    from ..app import App
+
+log = logging.getLogger(__name__)
+
+_MAX_ERROR_BODY = 1024 * 1024
+Event = dict[str, Any]
+Headers = list[tuple[bytes, bytes]]
+
+
+class Machine(Protocol):
+    signatures: list[tuple[str | None, str]]
+
+    def feed(self, event: object) -> list[Event]: ...
+    def fail(self, error: ProxyError) -> list[Event]: ...
+
+
+class Accumulator(Protocol):
+    def apply(self, events: list[Event]) -> None: ...
+
+
+@dataclass
+class Generation:
+    """One client request, translated, plus how its protocol writes answers."""
+
+    model: str  # upstream id
+    request: dict[str, Any]  # the envelope's "request"
+    stream: bool
+    machine: Machine
+    encode: Callable[[list[Event]], bytes]
+    accumulator: Callable[[], Accumulator]
+    result: Callable[[Any], object]  # accumulator → the non-stream body
+    ping: bytes
+    render_error: Callable[[ProxyError], tuple[int, Headers, bytes]]
+
+
+async def run(app: App, generation: Generation, responder: Responder) -> None:
+    try:
+        response = await _open(app, generation)
+    except ProxyError as error:
+        _respond_error(generation, responder, error)
+        return
+    try:
+        if generation.stream:
+            await _stream(app, generation, response, responder)
+        else:
+            await _aggregate(app, generation, response, responder)
+    finally:
+        response.close()  # aborts the upstream connection unless it was read to the end
+        family = models.family(generation.model)
+        for tool_id, signature in generation.machine.signatures:
+            app.signatures.remember(family, signature, tool_id)
+
+
+def _respond_error(generation: Generation, responder: Responder, error: ProxyError) -> None:
+    status, headers, body = generation.render_error(error)
+    responder.respond(status, headers, body)
+
+
+# --- choosing an account and opening the upstream stream ---------------------------------
+
+
+async def _open(app: App, generation: Generation) -> UpstreamResponse:
+    """A 200 upstream response, trying each usable account once; ProxyError otherwise."""
+    candidates = [a for a in app.accounts.all() if a.state is AccountState.ACTIVE and a.project_id]
+    if not candidates:
+        raise ProxyError(ErrorKind.UNAVAILABLE, _no_account_message(app.accounts.all()))
+    last: ProxyError | None = None
+    for account in candidates:
+        try:
+            return await _open_with(app, generation, account)
+        except _TryNext as retry:
+            last = retry.error
+    assert last is not None
+    raise last
+
+
+class _TryNext(Exception):
+    def __init__(self, error: ProxyError) -> None:
+        self.error = error
+
+
+async def _open_with(app: App, generation: Generation, account: Account) -> UpstreamResponse:
+    body = orjson.dumps({
+        "project": account.project_id,
+        "model": generation.model,
+        "userAgent": "antigravity",
+        "requestType": "agent",
+        "requestId": f"agent-{uuid.uuid4()}",
+        "request": generation.request,
+    })
+    rejected: str | None = None
+    for _ in range(2):  # a 401 earns one refresh and one retry
+        try:
+            token = await app.tokens.access_token(account.id, rejected=rejected)
+        except AccountUnavailable as exc:
+            raise _TryNext(ProxyError(ErrorKind.UNAVAILABLE, f"account {account.id}: {exc}")) from None
+        try:
+            response = await app.http.request(
+                "POST", app.settings.upstream_urls[0] + endpoints.STREAM_GENERATE, _headers(app, generation, token), body,
+                first_byte_timeout=app.settings.upstream_first_byte_timeout,
+                idle_timeout=app.settings.upstream_idle_timeout,
+            )
+        except HTTPClientError as exc:
+            raise _TryNext(ProxyError(ErrorKind.UPSTREAM, f"upstream unreachable: {exc}")) from None
+        if response.status == 200:
+            return response
+        try:
+            failure = classify(response.status, await response.read(_MAX_ERROR_BODY))
+        except HTTPClientError as exc:
+            raise _TryNext(ProxyError(ErrorKind.UPSTREAM, f"upstream failed: {exc}")) from None
+        finally:
+            response.close()
+        log.info("upstream %d (%s) for account %s model %s", failure.status, failure.kind.value, account.id, generation.model)
+        if failure.kind is FailureKind.AUTH and rejected is None:
+            rejected = token
+            continue
+        await app.accounts.record_failure(account.id, failure)
+        error = client_error(failure)
+        if failure.kind in TRY_ANOTHER_ACCOUNT:
+            raise _TryNext(error)
+        raise error
+    raise _TryNext(ProxyError(ErrorKind.UPSTREAM, "the upstream refused a freshly refreshed token"))
+
+
+def _headers(app: App, generation: Generation, token: str) -> Headers:
+    headers = endpoints.json_headers(token, app.settings.user_agent)
+    headers.append((b"accept", b"text/event-stream"))
+    if models.family(generation.model) == "claude" and "thinkingConfig" in generation.request.get("generationConfig", {}):
+        headers.append((b"anthropic-beta", b"interleaved-thinking-2025-05-14"))
+    return headers
+
+
+def _no_account_message(accounts: list[Account]) -> str:
+    if not accounts:
+        return "no Google account is configured: run `antigravity-proxy accounts add`"
+    states = ", ".join(f"{a.id}: {a.state.value}" for a in accounts)
+    return f"no account can serve right now ({states})"
+
+
+# --- pumping -----------------------------------------------------------------------------
+
+
+class _Pump:
+    """Upstream body → protocol events, shared by the stream and non-stream paths."""
+
+    def __init__(self, app: App, generation: Generation, response: UpstreamResponse) -> None:
+        self.generation = generation
+        self.response = response
+        self.sse = SSEDecoder(app.settings.sse_max_event_bytes)
+        self.decoder = StreamDecoder()
+
+    async def events(self):  # type: ignore[no-untyped-def]  # async generator of (events, meaningful)
+        machine = self.generation.machine
+        try:
+            async for chunk in self.response:
+                for sse_event in self.sse.feed(chunk):
+                    for event in self.decoder.feed(_parse(sse_event.data)):
+                        yield machine.feed(event), not isinstance(event, Usage)
+            for sse_event in self.sse.finish():
+                for event in self.decoder.feed(_parse(sse_event.data)):
+                    yield machine.feed(event), True
+            yield machine.feed(self.decoder.end()), True
+        except HTTPClientError as exc:
+            raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream broke: {exc}") from None
+        except SSEError as exc:
+            raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream is malformed: {exc}") from None
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not JSON") from None
+    if isinstance(document, list) and document:  # an error array can arrive on a 200 stream
+        document = document[0]
+    if isinstance(document, dict) and "error" in document and "response" not in document:
+        failure = classify(int((document.get("error") or {}).get("code") or 500), orjson.dumps(document))
+        raise client_error(failure)
+    if not isinstance(document, dict):
+        raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not an object")
+    return document
+
+
+async def _aggregate(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> None:
+    accumulator = generation.accumulator()
+    try:
+        async for events, _ in _Pump(app, generation, response).events():
+            accumulator.apply(events)
+    except ProxyError as error:
+        _respond_error(generation, responder, error)
+        return
+    responder.respond_json(200, generation.result(accumulator))
+
+
+async def _stream(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> None:
+    writer = _StreamWriter(responder, generation.ping, app.settings.stream_heartbeat)
+    heartbeat = asyncio.get_running_loop().create_task(writer.heartbeat())
+    try:
+        async for events, meaningful in _Pump(app, generation, response).events():
+            await writer.send(generation.encode(events), commit=meaningful)
+    except ProxyError as error:
+        if not writer.committed:
+            heartbeat.cancel()
+            _respond_error(generation, responder, error)
+            return
+        log.warning("stream failed after its start: %s", error.message)
+        await writer.send(generation.encode(generation.machine.fail(error)), commit=True)
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+    responder.end()
+
+
+class _StreamWriter:
+    """Holds frames back until the first meaningful one, then writes; pings when idle."""
+
+    def __init__(self, responder: Responder, ping: bytes, interval: float) -> None:
+        self.responder = responder
+        self.ping = ping
+        self.interval = interval
+        self.committed = False
+        self.held: list[bytes] = []
+        self.loop = asyncio.get_running_loop()
+        self.last_write = self.loop.time()
+
+    async def send(self, frames: bytes, *, commit: bool) -> None:
+        if not frames:
+            return
+        if not self.committed:
+            self.held.append(frames)
+            if not commit:
+                return
+            await self._commit()
+            return
+        self.last_write = self.loop.time()
+        await self.responder.write(frames)
+
+    async def _commit(self) -> None:
+        self.committed = True
+        self.responder.start(200, SSE_HEADERS)
+        held, self.held = b"".join(self.held), []
+        self.last_write = self.loop.time()
+        if held:
+            await self.responder.write(held)
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.loop.time() - self.last_write < self.interval:
+                continue
+            if not self.committed:
+                await self._commit()  # waited long enough: start the response and keep it alive
+            self.last_write = self.loop.time()
+            await self.responder.write(self.ping)

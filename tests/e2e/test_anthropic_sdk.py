@@ -1,0 +1,151 @@
+"""The official anthropic SDK against the daemon and the fake upstream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anthropic
+import pytest
+
+from daemon.accounts.model import Account
+from daemon.accounts.store import AccountStore
+from tests.checkers import anthropic as anthropic_checker
+from tests.fakes import FakeUpstream
+from tests.fakes import scripts as s
+from tests.fakes.upstream import DEFAULT_EMAIL, DEFAULT_PROJECT
+from tests.support import running_daemon
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as upstream:
+        yield upstream
+        upstream.assert_no_violations()
+
+
+@pytest.fixture
+def settings(make_settings, fake: FakeUpstream):
+    settings = make_settings(
+        AGPROXY_UPSTREAM_URLS=fake.base_url, AGPROXY_OAUTH_TOKEN_URL=fake.token_url,
+        AGPROXY_USERINFO_URL=fake.userinfo_url, AGPROXY_STREAM_HEARTBEAT="0.2",
+    )
+    account = Account(id="acc001", email=DEFAULT_EMAIL, refresh_token=fake.account(DEFAULT_EMAIL).refresh_token,
+                      client_id=settings.oauth_client_id, project_id=DEFAULT_PROJECT)
+    AccountStore(settings.data_dir).update(lambda accounts: [account])
+    return settings
+
+
+def client(listener) -> anthropic.AsyncAnthropic:
+    """A client with its own connection pool (closed by `async with`), so no test reuses
+    connections from another test's event loop."""
+    host, port = listener.address
+    return anthropic.AsyncAnthropic(base_url=f"http://{host}:{port}", api_key="test-key", max_retries=0,
+                                    http_client=anthropic.DefaultAsyncHttpxClient())
+
+
+async def test_non_stream_text(settings, fake):
+    fake.script(s.stream_reply(s.text("Hel", "lo"), s.usage(prompt=12, candidates=2)))
+    async with running_daemon(settings) as (listener, _app, _routes):
+        message = await client(listener).messages.create(
+            model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+    assert message.content[0].text == "Hello"
+    assert message.stop_reason == "end_turn"
+    assert message.usage.input_tokens == 12 and message.usage.output_tokens == 2
+    assert message.model == "claude-sonnet-4-6"
+
+
+async def test_stream_text_follows_the_grammar(settings, fake):
+    fake.script(s.stream_reply(s.text("Hello", " world"), s.usage(prompt=5, candidates=2)))
+    async with running_daemon(settings) as (listener, _app, _routes):
+        async with client(listener).messages.stream(
+                model="claude-opus-5-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]) as stream:
+            text = "".join([chunk async for chunk in stream.text_stream])
+            final = await stream.get_final_message()
+        raw = await client(listener).messages.with_raw_response.create(
+            model="claude-sonnet-4-6", max_tokens=100, stream=True, messages=[{"role": "user", "content": "hi"}])
+        body = await raw.http_response.aread()
+    assert text == "Hello world"
+    assert final.stop_reason == "end_turn"
+    anthropic_checker.check_anthropic_stream(body)
+    request = fake.generation_requests[0]
+    assert request.json["model"] == "claude-opus-4-6-thinking"  # Claude Code's default name, mapped
+
+
+async def test_tool_use_with_thinking_round_trip(settings, fake):
+    fake.script(s.stream_reply(s.thinking("Plan the call", signature="sig-" + "a" * 60),
+                               s.function_call("get_weather", {"city": "Paris"}, id="toolu_vrtx_1")))
+    fake.script(s.stream_reply(s.text("It is sunny.")))
+    tools = [{"name": "get_weather", "description": "weather", "input_schema": {
+        "type": "object", "properties": {"city": {"type": "string", "default": "Paris"}}, "required": ["city"],
+        "additionalProperties": False, "$schema": "https://json-schema.org/draft/2020-12/schema"}}]
+    async with running_daemon(settings) as (listener, _app, _routes):
+        api = client(listener)
+        first = await api.messages.create(model="claude-sonnet-4-6", max_tokens=2000, tools=tools,
+                                          thinking={"type": "enabled", "budget_tokens": 1024},
+                                          messages=[{"role": "user", "content": "weather in Paris?"}])
+        assert [b.type for b in first.content] == ["thinking", "tool_use"]
+        assert first.stop_reason == "tool_use"
+        call = first.content[1]
+        assert call.name == "get_weather" and call.input == {"city": "Paris"}
+        second = await api.messages.create(
+            model="claude-sonnet-4-6", max_tokens=2000, tools=tools, thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=[{"role": "user", "content": "weather in Paris?"},
+                      {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+                      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}]}])
+    assert second.content[0].text == "It is sunny."
+    replay = fake.generation_requests[1].json["request"]["contents"]
+    assert replay[1]["role"] == "model"
+    assert replay[1]["parts"][0]["thought"] is True and replay[1]["parts"][0]["thoughtSignature"].startswith("sig-")
+    assert replay[2]["parts"][0]["functionResponse"] == {"id": call.id, "name": "get_weather", "response": {"result": "sunny"}}
+
+
+async def test_rate_limit_becomes_rate_limit_error(settings, fake):
+    fake.script(s.quota_exhausted(reset_after=30, model="claude-sonnet-4-6"))
+    async with running_daemon(settings) as (listener, _app, _routes):
+        with pytest.raises(anthropic.RateLimitError) as info:
+            await client(listener).messages.create(model="claude-sonnet-4-6", max_tokens=10,
+                                                   messages=[{"role": "user", "content": "hi"}])
+    assert info.value.response.headers["retry-after"] == "30"
+
+
+async def test_unknown_model_is_a_404_not_found(settings, fake):
+    async with running_daemon(settings) as (listener, _app, _routes):
+        with pytest.raises(anthropic.NotFoundError) as info:
+            await client(listener).messages.create(model="gpt-4o", max_tokens=10,
+                                                   messages=[{"role": "user", "content": "hi"}])
+    assert "gpt-4o" in str(info.value)
+
+
+async def test_a_cut_mid_stream_becomes_an_error_event(settings, fake):
+    fake.script(s.stream_reply(s.text("partial"), s.cut_mid_event()))
+    async with running_daemon(settings) as (listener, _app, _routes):
+        raw = await client(listener).messages.with_raw_response.create(
+            model="claude-sonnet-4-6", max_tokens=100, stream=True, messages=[{"role": "user", "content": "hi"}])
+        body = await raw.http_response.aread()
+    assert b"event: error" in body
+    summary = anthropic_checker.check_anthropic_stream(body)
+    assert summary is not None
+
+
+async def test_count_tokens(settings, fake):
+    async with running_daemon(settings) as (listener, _app, _routes):
+        counted = await client(listener).messages.count_tokens(
+            model="claude-sonnet-4-6", messages=[{"role": "user", "content": "The quick brown fox jumps over the lazy dog."}])
+    assert 8 <= counted.input_tokens <= 14
+
+
+async def test_client_keys_are_required_when_configured(make_settings, fake):
+    settings = make_settings(AGPROXY_UPSTREAM_URLS=fake.base_url, AGPROXY_API_KEYS="team=sk-team-0123456789")
+    async with running_daemon(settings) as (listener, _app, _routes):
+        host, port = listener.address
+        with pytest.raises(anthropic.AuthenticationError):
+            async with anthropic.AsyncAnthropic(base_url=f"http://{host}:{port}", api_key="wrong-key-123",
+                                                max_retries=0) as api:
+                await api.messages.count_tokens(model="claude-sonnet-4-6", messages=[{"role": "user", "content": "x"}])
+        async with anthropic.AsyncAnthropic(base_url=f"http://{host}:{port}", auth_token="sk-team-0123456789",
+                                            max_retries=0) as api:
+            counted = await api.messages.count_tokens(model="claude-sonnet-4-6",
+                                                      messages=[{"role": "user", "content": "x"}])
+    assert counted.input_tokens >= 1
