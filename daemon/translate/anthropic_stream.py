@@ -17,6 +17,7 @@ import orjson
 
 from ..errors import ErrorKind, ProxyError
 from ..upstream.events import Finish, InlineImage, TextDelta, ThoughtDelta, ThoughtSignature, ToolCall, Usage
+from .schema import PLACEHOLDER_PROPERTY
 
 Event = dict[str, Any]
 
@@ -175,7 +176,8 @@ def _tool_call(m: AnthropicStream, e: ToolCall, out: list[Event]) -> None:
     m.tool_used = True
     name = m.tool_names.get(e.name, e.name)
     m._open({"type": "tool_use", "id": tool_id, "name": name, "input": {}}, Block.NONE, out)
-    m._delta({"type": "input_json_delta", "partial_json": orjson.dumps(e.args).decode()}, out)
+    args = {k: v for k, v in e.args.items() if k != PLACEHOLDER_PROPERTY}  # ours, not the client's
+    m._delta({"type": "input_json_delta", "partial_json": orjson.dumps(args).decode()}, out)
     out.append({"type": "content_block_stop", "index": m.index})
 
 

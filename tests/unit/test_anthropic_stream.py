@@ -154,3 +154,12 @@ def test_seeded_event_sequences_always_satisfy_the_grammar() -> None:
             events += m.feed(rng.choice(content))
         events += m.feed(Finish(rng.choice(["STOP", "MAX_TOKENS"]), Usage(prompt=5, candidates=3)))
         check_anthropic_stream(encode(events))
+
+
+def test_the_empty_schema_placeholder_never_reaches_the_client() -> None:
+    from daemon.translate.schema import PLACEHOLDER_PROPERTY
+
+    m = machine()
+    events = m.feed(ToolCall("t1", "noop", {PLACEHOLDER_PROPERTY: True})) + m.feed(Finish("STOP", Usage()))
+    (call,) = check_anthropic_stream(encode(events))["blocks"]
+    assert call["input"] == {}
