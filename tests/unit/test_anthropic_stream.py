@@ -160,6 +160,6 @@ def test_the_empty_schema_placeholder_never_reaches_the_client() -> None:
     from daemon.translate.schema import PLACEHOLDER_PROPERTY
 
     m = machine()
-    events = m.feed(ToolCall("t1", "noop", {PLACEHOLDER_PROPERTY: True})) + m.feed(Finish("STOP", Usage()))
+    events = m.feed(ToolCall("t1", "noop", {PLACEHOLDER_PROPERTY: True})) + m.feed(Finish("STOP", Usage(candidates=1)))
     (call,) = check_anthropic_stream(encode(events))["blocks"]
     assert call["input"] == {}
