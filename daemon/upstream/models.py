@@ -12,24 +12,28 @@ import fnmatch
 import re
 from collections.abc import Iterable
 
-# Upstream ids seen in the catalogue (upstream doc §5.1, Aug 2026 lineup plus the earlier
-# ids still accepted). fetchAvailableModels adds whatever an account really lists.
+# Upstream ids of the current catalogue (upstream doc §5.1, the Aug 2026 capture).
+# fetchAvailableModels adds whatever an account really lists.
 KNOWN_MODELS = frozenset({
-    "claude-sonnet-4-6", "claude-opus-4-6-thinking", "claude-sonnet-4-5", "claude-sonnet-4-5-thinking",
-    "claude-opus-4-5-thinking", "gemini-3-flash", "gemini-3-flash-agent", "gemini-3.1-pro-low",
-    "gemini-3.1-pro-high", "gemini-pro-agent", "gemini-3-pro-high", "gemini-3-pro-low", "gemini-3.5-flash-low",
+    "claude-sonnet-4-6", "claude-opus-4-6-thinking",
+    "gemini-3-flash", "gemini-3-flash-agent", "gemini-3.1-pro-low", "gemini-pro-agent", "gemini-3.5-flash-low",
     "gemini-3.6-flash-high", "gemini-3.6-flash-medium", "gemini-3.6-flash-low", "gemini-3.7-flash-high",
     "gemini-3.7-flash-medium", "gemini-3.7-flash-low", "gemini-3.1-flash-lite", "gemini-2.5-pro",
     "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-flash-thinking", "gpt-oss-120b-medium",
-    "gemini-3.1-flash-image", "gemini-3-pro-image",
+    "gemini-3.1-flash-image",
 })
 
-# Family defaults for client names the upstream lacks; user patterns come first.
+# Family defaults for client names the upstream lacks (including ids it retired, doc §5.2);
+# user patterns come first.
 DEFAULT_MODEL_MAP: tuple[tuple[str, str], ...] = (
     ("claude-opus-*", "claude-opus-4-6-thinking"),
     ("claude-sonnet-*", "claude-sonnet-4-6"),
     ("claude-haiku-*", "claude-sonnet-4-6"),
     ("claude-3-*", "claude-sonnet-4-6"),
+    ("gemini-3-pro-high", "gemini-pro-agent"),
+    ("gemini-3.1-pro-high", "gemini-pro-agent"),
+    ("gemini-3-pro-low", "gemini-3.1-pro-low"),
+    ("gemini-3-pro-image*", "gemini-3.1-flash-image"),
 )
 
 _CONTEXT_SUFFIX = re.compile(r"\[[^\]]*\]$")  # Claude Code's "[1m]"
