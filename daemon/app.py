@@ -43,7 +43,8 @@ class App:
         self.accounts.load()
         self.calls = UpstreamCalls(settings, self.http)
         self.tokens = TokenManager(self.accounts, self.calls)
-        self.signatures = SignatureStore()
+        self.signatures = SignatureStore(settings.data_dir)
+        self.signatures.load()
         self.router = Router()
         status.register(self.router, self)
         anthropic.register(self.router, self)
@@ -65,6 +66,7 @@ class App:
                 await self._watcher
         await self.tokens.aclose()
         await self.http.aclose()
+        self.signatures.close()
 
     async def _watch_accounts(self) -> None:
         while True:

@@ -44,7 +44,7 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class Machine(Protocol):
-    signatures: list[tuple[str | None, str]]
+    signatures: list[tuple[str | None, str, str]]  # (tool id or None, signature, thinking text)
 
     def feed(self, event: object) -> list[Event]: ...
     def fail(self, error: ProxyError) -> list[Event]: ...
@@ -83,8 +83,8 @@ async def run(app: App, generation: Generation, responder: Responder) -> None:
     finally:
         response.close()  # aborts the upstream connection unless it was read to the end
         family = models.family(generation.model)
-        for tool_id, signature in generation.machine.signatures:
-            app.signatures.remember(family, signature, tool_id)
+        for tool_id, signature, thinking in generation.machine.signatures:
+            app.signatures.remember(family, signature, tool_id, thinking)
 
 
 def _respond_error(generation: Generation, responder: Responder, error: ProxyError) -> None:

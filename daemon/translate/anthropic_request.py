@@ -25,11 +25,17 @@ INTERRUPTED = "[Tool call was interrupted.]"
 
 
 
+class Remembered(Protocol):
+    family: str
+    signature: str
+    thinking: str
+
+
 class SignatureLookup(Protocol):
     """What the daemon remembers of signatures the upstream issued (accounts/signatures.py)."""
 
-    def for_tool(self, tool_id: str) -> tuple[str, str] | None:
-        """(family, signature) of the call with this id, when the client dropped it."""
+    def for_tool(self, tool_id: str) -> Remembered | None:
+        """The signature (and the thinking it seals) of the call with this id."""
 
     def family_of(self, signature: str) -> str | None:
         """The family that issued this signature, None when it was never seen."""
@@ -185,6 +191,12 @@ def _assistant_parts(
                 part["thoughtSignature"] = _gemini_call_signature(signatures, tool_id, carried)
             calls.append(tool_id)
             others.append(part)
+    if family == "claude" and calls and not thoughts:
+        # The client dropped (or never kept) the signed thinking of a tool turn; Claude with
+        # thinking on refuses such a turn, so restore it from what the upstream issued.
+        remembered = signatures.for_tool(calls[0])
+        if remembered is not None and remembered.family == "claude" and remembered.thinking:
+            thoughts.append({"text": remembered.thinking, "thought": True, "thoughtSignature": remembered.signature})
     return thoughts + others, calls  # Claude wants thinking first (upstream doc §4.6)
 
 
@@ -197,8 +209,8 @@ def _issued_by(signatures: SignatureLookup, signature: str, family: str) -> bool
 
 def _gemini_call_signature(signatures: SignatureLookup, tool_id: str, carried: str) -> str:
     remembered = signatures.for_tool(tool_id)
-    if remembered is not None and remembered[0] == "gemini":
-        return remembered[1]
+    if remembered is not None and remembered.family == "gemini":
+        return remembered.signature
     if carried and _issued_by(signatures, carried, "gemini"):
         return carried
     return SKIP_SIGNATURE  # lost, or another family's: never hand Gemini a foreign signature

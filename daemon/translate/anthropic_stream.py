@@ -74,7 +74,10 @@ class AnthropicStream:
         self.tool_used = False
         self.signed = False  # the open thinking block already carries its signature
         self.pending_signature = ""  # seen with no thinking block open
-        self.signatures: list[tuple[str | None, str]] = []  # (tool_use id or None, signature) for the store
+        self.thinking_text: list[str] = []  # the open thinking block's text so far
+        self.sealed = ("", "")  # (text, signature) of the last signed thinking block of this message
+        # For the signature store: (tool_use id or None, signature, the thinking text it seals).
+        self.signatures: list[tuple[str | None, str, str]] = []
 
     def feed(self, event: object) -> list[Event]:
         out: list[Event] = []
@@ -117,6 +120,7 @@ class AnthropicStream:
         self.index += 1
         self.block = kind
         self.signed = False
+        self.thinking_text = []
         out.append({"type": "content_block_start", "index": self.index, "content_block": block})
 
     def _close(self, out: list[Event]) -> None:
@@ -147,6 +151,7 @@ def _thought(m: AnthropicStream, e: ThoughtDelta, out: list[Event]) -> None:
         m._close(out)
         m._open({"type": "thinking", "thinking": "", "signature": ""}, Block.THINKING, out)
     m._delta({"type": "thinking_delta", "thinking": e.text}, out)
+    m.thinking_text.append(e.text)
 
 
 def _sign_open_thinking(m: AnthropicStream, e: ThoughtSignature, out: list[Event]) -> None:
@@ -155,12 +160,13 @@ def _sign_open_thinking(m: AnthropicStream, e: ThoughtSignature, out: list[Event
         return
     m._delta({"type": "signature_delta", "signature": e.signature}, out)
     m.signed = True
-    m.signatures.append((None, e.signature))
+    m.sealed = ("".join(m.thinking_text), e.signature)
+    m.signatures.append((None, e.signature, m.sealed[0]))
 
 
 def _keep_signature(m: AnthropicStream, e: ThoughtSignature, out: list[Event]) -> None:
     m.pending_signature = e.signature  # no thinking block to carry it: the next tool call may
-    m.signatures.append((None, e.signature))
+    m.signatures.append((None, e.signature, ""))
 
 
 def _tool_call(m: AnthropicStream, e: ToolCall, out: list[Event]) -> None:
@@ -172,7 +178,10 @@ def _tool_call(m: AnthropicStream, e: ToolCall, out: list[Event]) -> None:
     m._close(out)
     tool_id = e.id or m.new_tool_id()
     if signature:
-        m.signatures.append((tool_id, signature))
+        m.signatures.append((tool_id, signature, m.sealed[0] if signature == m.sealed[1] else ""))
+    elif m.sealed[1]:
+        sealed_text, sealed_signature = m.sealed  # Claude signs the thinking, not the call
+        m.signatures.append((tool_id, sealed_signature, sealed_text))
     m.tool_used = True
     name = m.tool_names.get(e.name, e.name)
     m._open({"type": "tool_use", "id": tool_id, "name": name, "input": {}}, Block.NONE, out)

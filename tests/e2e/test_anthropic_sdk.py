@@ -149,3 +149,44 @@ async def test_client_keys_are_required_when_configured(make_settings, fake):
             counted = await api.messages.count_tokens(model="claude-sonnet-4-6",
                                                       messages=[{"role": "user", "content": "x"}])
     assert counted.input_tokens >= 1
+
+
+@pytest.mark.parametrize(("model", "family"), [("claude-sonnet-4-6", "claude"), ("gemini-3-flash", "gemini")])
+async def test_three_turn_tool_loop_survives_dropped_signatures_and_a_restart(settings, fake, model, family):
+    sig = {n: f"{family}-sig-{n}-" + "s" * 60 for n in (1, 2)}
+
+    def turn(n: int):  # Claude signs the thinking; Gemini signs the call (upstream doc §4.6)
+        if family == "claude":
+            return s.stream_reply(s.thinking(f"thought {n}", signature=sig[n]),
+                                  s.function_call("step", {"n": n}, id=f"toolu_vrtx_{n}"))
+        return s.stream_reply(s.thinking(f"thought {n}"), s.function_call("step", {"n": n}, id=f"call{n}", signature=sig[n]))
+
+    fake.script(turn(1))
+    fake.script(turn(2))
+    fake.script(s.stream_reply(s.text("all done")))
+    tools = [{"name": "step", "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}]
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    history: list[dict] = [{"role": "user", "content": "do two steps"}]
+
+    def without_signatures(message) -> dict:  # what a client that drops thinking sends back
+        return {"role": "assistant", "content": [b.model_dump() for b in message.content if b.type == "tool_use"]}
+
+    async with running_daemon(settings) as (listener, _app, _routes):
+        api = client(listener)
+        for _ in range(2):
+            reply = await api.messages.create(model=model, max_tokens=4096, tools=tools, thinking=thinking, messages=history)
+            call = next(b for b in reply.content if b.type == "tool_use")
+            history += [without_signatures(reply),
+                        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "ok"}]}]
+    async with running_daemon(settings) as (listener, _app, _routes):  # a restarted daemon, same data dir
+        final = await client(listener).messages.create(model=model, max_tokens=4096, tools=tools, thinking=thinking,
+                                                       messages=history)
+    assert final.content[-1].text == "all done"
+    model_turns = [c["parts"] for c in fake.generation_requests[2].json["request"]["contents"] if c["role"] == "model"]
+    assert len(model_turns) == 2
+    for n, parts in enumerate(model_turns, 1):
+        if family == "claude":
+            assert parts[0] == {"text": f"thought {n}", "thought": True, "thoughtSignature": sig[n]}
+        else:
+            call_part = next(p for p in parts if "functionCall" in p)
+            assert call_part["thoughtSignature"] == sig[n]
