@@ -52,9 +52,10 @@ class SignatureStore:
         if self._path is None:
             return
         try:
-            lines = self._path.read_bytes().splitlines()
+            raw = self._path.read_bytes()
         except FileNotFoundError:
-            lines = []
+            raw = b""
+        lines = raw.splitlines()
         for line in lines[-2 * self._capacity:]:
             try:
                 entry = orjson.loads(line)
@@ -63,15 +64,15 @@ class SignatureStore:
                 continue  # a torn last line after a crash, or a foreign line: skip it
         self._lines = len(lines)
         self._open()
+        if raw and not raw.endswith(b"\n"):
+            self._write(b"\n")  # end a line torn by a crash, so the next entry starts clean
 
     def remember(self, family: str, signature: str, tool_id: str | None = None, thinking: str = "") -> None:
         if not signature or len(signature) > MAX_SIGNATURE:
             return
         self._keep(family, signature, tool_id, thinking)
         if self._file is not None:
-            entry = {"f": family, "s": signature, "t": tool_id, "k": thinking}
-            self._file.write(orjson.dumps(entry) + b"\n")
-            self._file.flush()
+            self._write(orjson.dumps({"f": family, "s": signature, "t": tool_id, "k": thinking}) + b"\n")
             self._lines += 1
             if self._lines > 2 * self._capacity:
                 self._compact()
@@ -87,6 +88,11 @@ class SignatureStore:
             self._file.close()
             self._file = None
 
+    def _write(self, data: bytes) -> None:
+        assert self._file is not None
+        self._file.write(data)
+        self._file.flush()  # no fsync: losing the last entries to a power cut is acceptable
+
     def _keep(self, family: str, signature: str, tool_id: str | None, thinking: str) -> None:
         _put(self._family, _digest(signature), family, self._capacity)
         if tool_id:
@@ -99,6 +105,8 @@ class SignatureStore:
         self._file = os.fdopen(fd, "ab")
 
     def _compact(self) -> None:
+        # Only per-call entries are rewritten: family-only entries are kept as digests,
+        # and an unknown signature is treated as the conversation's own family anyway.
         assert self._path is not None
         self.close()
         body = b"".join(orjson.dumps({"f": r.family, "s": r.signature, "t": tool_id, "k": r.thinking}) + b"\n"
