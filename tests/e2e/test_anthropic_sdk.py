@@ -190,3 +190,68 @@ async def test_three_turn_tool_loop_survives_dropped_signatures_and_a_restart(se
         else:
             call_part = next(p for p in parts if "functionCall" in p)
             assert call_part["thoughtSignature"] == sig[n]
+
+
+async def test_parallel_tool_calls_and_an_image_in_a_tool_result(settings, fake):
+    fake.script(s.stream_reply(s.chunk(s.function_call("look", {"at": "a"}, id="c1", signature="g" * 60),
+                                       s.function_call("look", {"at": "b"}, id="c2"))))
+    fake.script(s.stream_reply(s.text("two pictures")))
+    tools = [{"name": "look", "input_schema": {"type": "object", "properties": {"at": {"type": "string"}}}}]
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    async with running_daemon(settings) as (listener, _app, _routes):
+        api = client(listener)
+        first = await api.messages.create(model="gemini-3-flash", max_tokens=500, tools=tools,
+                                          messages=[{"role": "user", "content": "look at a and b"}])
+        calls = [b for b in first.content if b.type == "tool_use"]
+        assert [c.input for c in calls] == [{"at": "a"}, {"at": "b"}] and first.stop_reason == "tool_use"
+        results = [{"type": "tool_result", "tool_use_id": c.id, "content": [
+            {"type": "text", "text": f"picture of {c.input['at']}"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}]} for c in calls]
+        await api.messages.create(model="gemini-3-flash", max_tokens=500, tools=tools, messages=[
+            {"role": "user", "content": "look at a and b"},
+            {"role": "assistant", "content": [c.model_dump() for c in calls]},
+            {"role": "user", "content": results}])
+    parts = fake.generation_requests[1].json["request"]["contents"][-1]["parts"]
+    kinds = ["functionResponse" if "functionResponse" in p else "inlineData" for p in parts]
+    assert kinds == ["functionResponse", "functionResponse", "inlineData", "inlineData"]  # responses contiguous
+    assert [p["functionResponse"]["id"] for p in parts[:2]] == ["c1", "c2"]
+    model_parts = fake.generation_requests[1].json["request"]["contents"][1]["parts"]
+    assert model_parts[0]["thoughtSignature"] == "g" * 60 and "thoughtSignature" not in model_parts[1]
+
+
+async def test_max_tokens_stop(settings, fake):
+    fake.script(s.stream_reply(s.text("cut sh"), s.finish("MAX_TOKENS")))
+    async with running_daemon(settings) as (listener, _app, _routes):
+        message = await client(listener).messages.create(model="claude-sonnet-4-6", max_tokens=5,
+                                                         messages=[{"role": "user", "content": "long story"}])
+    assert message.stop_reason == "max_tokens" and message.content[0].text == "cut sh"
+
+
+async def test_pings_keep_a_silent_stream_alive(settings, fake):
+    fake.script(s.stream_reply(s.text("thinking hard"), s.pause(0.7), s.text(" done")))
+    async with running_daemon(settings) as (listener, _app, _routes):
+        raw = await client(listener).messages.with_raw_response.create(
+            model="claude-sonnet-4-6", max_tokens=100, stream=True, messages=[{"role": "user", "content": "hi"}])
+        body = await raw.http_response.aread()
+        assert raw.http_response.headers["x-accel-buffering"] == "no"
+    summary = anthropic_checker.check_anthropic_stream(body)
+    assert summary["pings"] >= 2
+    assert summary["blocks"][0]["text"] == "thinking hard done"
+
+
+async def test_an_http_200_version_rejection_is_an_error(settings, fake):
+    fake.min_client_version = "99.0.0"
+    async with running_daemon(settings) as (listener, _app, _routes):
+        with pytest.raises(anthropic.InternalServerError) as info:
+            await client(listener).messages.create(model="claude-sonnet-4-6", max_tokens=10,
+                                                   messages=[{"role": "user", "content": "hi"}])
+    assert "AGPROXY_CLIENT_VERSION" in str(info.value)
+
+
+async def test_upstream_capacity_is_an_overloaded_error(settings, fake):
+    fake.script(s.error("503.MODEL_CAPACITY_EXHAUSTED"))
+    async with running_daemon(settings) as (listener, _app, _routes):
+        with pytest.raises(anthropic.APIStatusError) as info:
+            await client(listener).messages.create(model="claude-sonnet-4-6", max_tokens=10,
+                                                   messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == 529
