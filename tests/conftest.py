@@ -21,6 +21,8 @@ import pytest
 import uvloop
 
 from daemon import config
+from tests.fakes import FakeUpstream
+from tests.support import seed_account
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
@@ -99,3 +101,22 @@ def make_settings(tmp_path: Path) -> Callable[..., config.Settings]:
         return config.load(base)
 
     return build
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeUpstream]:
+    """A plain-http fake upstream that fails the test if the daemon sent it anything malformed."""
+    with FakeUpstream() as upstream:
+        yield upstream
+        upstream.assert_no_violations()
+
+
+@pytest.fixture
+def upstream_settings(make_settings: Callable[..., config.Settings], fake: FakeUpstream) -> config.Settings:
+    """Settings pointing every upstream URL at `fake`, with its default account stored."""
+    settings = make_settings(
+        AGPROXY_UPSTREAM_URLS=fake.base_url, AGPROXY_OAUTH_TOKEN_URL=fake.token_url,
+        AGPROXY_USERINFO_URL=fake.userinfo_url, AGPROXY_OAUTH_AUTH_URL=fake.auth_url, AGPROXY_STREAM_HEARTBEAT="0.2",
+    )
+    seed_account(settings.data_dir, fake)
+    return settings

@@ -7,11 +7,26 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from daemon.accounts.model import Account
+from daemon.accounts.store import AccountStore
 from daemon.app import App
 from daemon.config import Settings
 from daemon.http_server.request import Request
 from daemon.http_server.response import SSE_HEADERS, Responder
 from daemon.serve import Listener
+
+
+ANTIGRAVITY_CLIENT_ID = "1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com"
+
+
+def seed_account(data_dir, fake, **fields) -> Account:  # type: ignore[no-untyped-def]
+    """Store the fake's default account (as `accounts add` would) in `data_dir`."""
+    from tests.fakes.upstream import DEFAULT_EMAIL, DEFAULT_PROJECT
+
+    account = Account(id="acc001", email=DEFAULT_EMAIL, refresh_token=fake.account(DEFAULT_EMAIL).refresh_token,
+                      client_id=ANTIGRAVITY_CLIENT_ID, project_id=DEFAULT_PROJECT, **fields)
+    AccountStore(data_dir).update(lambda accounts: [account])
+    return account
 
 
 class TestRoutes:

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anthropic
 import pytest
 
-from daemon.accounts.model import Account
-from daemon.accounts.store import AccountStore
 from tests.checkers import anthropic as anthropic_checker
-from tests.fakes import FakeUpstream
 from tests.fakes import scripts as s
-from tests.fakes.upstream import DEFAULT_EMAIL, DEFAULT_PROJECT
 from tests.support import running_daemon
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:
-        yield upstream
-        upstream.assert_no_violations()
-
-
-@pytest.fixture
-def settings(make_settings, fake: FakeUpstream):
-    settings = make_settings(
-        AGPROXY_UPSTREAM_URLS=fake.base_url, AGPROXY_OAUTH_TOKEN_URL=fake.token_url,
-        AGPROXY_USERINFO_URL=fake.userinfo_url, AGPROXY_STREAM_HEARTBEAT="0.2",
-    )
-    account = Account(id="acc001", email=DEFAULT_EMAIL, refresh_token=fake.account(DEFAULT_EMAIL).refresh_token,
-                      client_id=settings.oauth_client_id, project_id=DEFAULT_PROJECT)
-    AccountStore(settings.data_dir).update(lambda accounts: [account])
-    return settings
+def settings(upstream_settings):
+    return upstream_settings
 
 
 def client(listener) -> anthropic.AsyncAnthropic:

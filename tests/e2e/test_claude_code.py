@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.accounts.model import Account
-from daemon.accounts.store import AccountStore
 from tests.clients import build_zipapp, cli
+from tests.support import seed_account
 from tests.fakes import FakeUpstream
 from tests.fakes import scripts as s
-from tests.fakes.upstream import DEFAULT_EMAIL, DEFAULT_PROJECT
 
 pytestmark = pytest.mark.e2e
 
@@ -32,19 +30,9 @@ def zipapp() -> Path:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:
-        yield upstream
-        upstream.assert_no_violations()
-
-
-@pytest.fixture
 def daemon(zipapp: Path, fake: FakeUpstream, tmp_path: Path) -> Iterator[str]:
     data = tmp_path / "data"
-    account = Account(id="acc001", email=DEFAULT_EMAIL, refresh_token=fake.account(DEFAULT_EMAIL).refresh_token,
-                      client_id="1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com",
-                      project_id=DEFAULT_PROJECT)
-    AccountStore(data).update(lambda accounts: [account])
+    seed_account(data, fake)
     env = {**os.environ, "AGPROXY_PORT": "0", "AGPROXY_DATA_DIR": str(data), "AGPROXY_API_KEYS": f"cc={API_KEY}",
            "AGPROXY_UPSTREAM_URLS": fake.base_url, "AGPROXY_OAUTH_TOKEN_URL": fake.token_url,
            "AGPROXY_USERINFO_URL": fake.userinfo_url, "SHIV_ROOT": str(tmp_path / "shiv")}

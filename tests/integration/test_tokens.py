@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -25,18 +24,11 @@ from daemon.upstream.failures import classify
 from tests.fakes import FakeUpstream
 from tests.fakes import scripts as s
 from tests.fakes.upstream import DEFAULT_EMAIL, DEFAULT_PROJECT
-from tests.support import RawClient, running_daemon
+from tests.support import RawClient, running_daemon, seed_account
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parent.parent.parent
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as upstream:
-        yield upstream
-        upstream.assert_no_violations()
 
 
 @pytest.fixture
@@ -50,13 +42,7 @@ def settings(make_settings, fake: FakeUpstream):
 
 
 def seed(settings, fake: FakeUpstream, *, access_token: str = "", expires_at: float = 0.0) -> Account:
-    account = Account(
-        id="acc001", email=DEFAULT_EMAIL, refresh_token=fake.account(DEFAULT_EMAIL).refresh_token,
-        client_id=settings.oauth_client_id, project_id=DEFAULT_PROJECT, tier="standard-tier",
-        access_token=access_token, access_expires_at=expires_at,
-    )
-    AccountStore(settings.data_dir).update(lambda accounts: [account])
-    return account
+    return seed_account(settings.data_dir, fake, access_token=access_token, access_expires_at=expires_at)
 
 
 def tokens_for(settings, app_http) -> tuple[AccountRegistry, UpstreamCalls, TokenManager]:
