@@ -26,7 +26,8 @@ from ..errors import ErrorKind, ProxyError
 from ..http_client.errors import HTTPClientError
 from ..http_client.pool import UpstreamResponse
 from ..http_server.response import SSE_HEADERS, Responder
-from ..sse import SSEDecoder, SSEError
+from ..sse import SSEDecoder, SSEError, SSEEvent
+from ..translate.stops import StopSequences
 from ..upstream import endpoints, models
 from ..upstream.decode import StreamDecoder
 from ..upstream.events import Usage
@@ -61,6 +62,7 @@ class Generation:
     model: str  # upstream id
     request: dict[str, Any]  # the envelope's "request"
     stream: bool
+    stop_sequences: tuple[str, ...]
     machine: Machine
     encode: Callable[[list[Event]], bytes]
     accumulator: Callable[[], Accumulator]
@@ -180,26 +182,41 @@ class _Pump:
     """Upstream body → protocol events, shared by the stream and non-stream paths."""
 
     def __init__(self, app: App, generation: Generation, response: UpstreamResponse) -> None:
-        self.generation = generation
+        self.machine = generation.machine
         self.response = response
         self.sse = SSEDecoder(app.settings.sse_max_event_bytes)
         self.decoder = StreamDecoder()
+        self.stops = StopSequences(generation.stop_sequences)
+        self.done = False
 
     async def events(self):  # type: ignore[no-untyped-def]  # async generator of (events, meaningful)
-        machine = self.generation.machine
         try:
             async for chunk in self.response:
-                for sse_event in self.sse.feed(chunk):
-                    for event in self.decoder.feed(_parse(sse_event.data)):
-                        yield machine.feed(event), not isinstance(event, Usage)
-            for sse_event in self.sse.finish():
-                for event in self.decoder.feed(_parse(sse_event.data)):
-                    yield machine.feed(event), True
-            yield machine.feed(self.decoder.end()), True
+                for item in self._step(self.sse.feed(chunk)):
+                    yield item
+                if self.done:
+                    return  # a stop sequence matched: the rest of the upstream answer is not wanted
+            for item in self._step(self.sse.finish()):
+                yield item
+            if not self.done:
+                for event in self.stops.feed([self.decoder.end()]):
+                    yield self.machine.feed(event), True
         except HTTPClientError as exc:
             raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream broke: {exc}") from None
         except SSEError as exc:
             raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream is malformed: {exc}") from None
+
+    def _step(self, sse_events: list[SSEEvent]) -> list[tuple[list[Event], bool]]:
+        out = []
+        for sse_event in sse_events:
+            if self.done:
+                break
+            for event in self.stops.feed(self.decoder.feed(_parse(sse_event.data))):
+                out.append((self.machine.feed(event), not isinstance(event, Usage)))
+            if self.stops.matched is not None:
+                out.append((self.machine.feed(self.decoder.cut(self.stops.matched)), True))
+                self.done = True
+        return out
 
 
 def _parse(data: bytes) -> dict[str, Any]:

@@ -55,6 +55,7 @@ async def _messages(app: App, request: Request, response: Responder) -> None:
         model=translated.model,
         request=translated.request,
         stream=translated.stream,
+        stop_sequences=translated.stop_sequences,
         machine=machine,
         encode=anthropic_stream.encode,
         accumulator=anthropic_stream.MessageAccumulator,

@@ -48,6 +48,7 @@ class Translated:
     stream: bool
     show_thoughts: bool
     tool_names: dict[str, str]  # upstream function name → the client's tool name
+    stop_sequences: tuple[str, ...]
 
 
 def invalid(message: str) -> ProxyError:
@@ -90,7 +91,7 @@ def translate(body: Any, *, model: str, session_key: str, signatures: SignatureL
         request["tools"] = [{"functionDeclarations": declarations}]
         request["toolConfig"] = {"functionCallingConfig": _tool_choice(choice, family, client_to_upstream)}
     request["sessionId"] = session_id(session_key)
-    return Translated(model, request, body.get("stream") is True, plan.show_thoughts, tool_names)
+    return Translated(model, request, body.get("stream") is True, plan.show_thoughts, tool_names, stop_sequences(body))
 
 
 def session_id(key: str) -> str:
@@ -331,7 +332,13 @@ def _generation_config(body: dict[str, Any], plan: thinking_plan.ThinkingPlan) -
     for key, value in (("temperature", temperature), ("topP", top_p), ("topK", top_k)):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             config[key] = value
+    return config  # stop sequences are enforced by the daemon itself (translate/stops.py)
+
+
+def stop_sequences(body: dict[str, Any]) -> tuple[str, ...]:
     stops = body.get("stop_sequences")
-    if isinstance(stops, list) and stops:
-        config["stopSequences"] = [str(s) for s in stops if s][:5]
-    return config
+    if stops is None:
+        return ()
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise invalid("stop_sequences: must be an array of strings")
+    return tuple(s for s in stops if s)

@@ -208,10 +208,13 @@ def _finish(m: AnthropicStream, e: Finish, out: list[Event]) -> None:
         stop_reason = "tool_use"  # Antigravity reports tool turns as STOP: the parts decide
     elif e.reason == "MAX_TOKENS":
         stop_reason = "max_tokens"
+    elif e.stop_sequence is not None:
+        stop_reason = "stop_sequence"
     else:
         stop_reason = "end_turn"
     usage = {**m._input_usage(), "output_tokens": e.usage.candidates + e.usage.thoughts}
-    out.append({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage})
+    delta = {"stop_reason": stop_reason, "stop_sequence": e.stop_sequence}
+    out.append({"type": "message_delta", "delta": delta, "usage": usage})
     out.append({"type": "message_stop"})
     m.block = Block.DONE
 

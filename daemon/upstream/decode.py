@@ -65,6 +65,10 @@ class StreamDecoder:
             raise ProxyError(ErrorKind.UPSTREAM, f"the model failed to answer ({self._finish_reason})")
         return Finish(self._finish_reason, self._usage or Usage(), self._blocked)
 
+    def cut(self, stop_sequence: str) -> Finish:
+        """The daemon ended the turn on a client stop sequence (the upstream is abandoned)."""
+        return Finish("STOP", self._usage or Usage(), stop_sequence=stop_sequence)
+
     def _part(self, part: dict[str, Any], events: list[ModelEvent]) -> None:
         signature = part.get("thoughtSignature")
         call = part.get("functionCall")

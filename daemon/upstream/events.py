@@ -54,6 +54,7 @@ class Finish:
     reason: str  # the upstream finishReason (or the prompt's blockReason), e.g. "STOP"
     usage: Usage
     blocked: bool = False  # the prompt itself was refused (no candidates)
+    stop_sequence: str | None = None  # the client's stop sequence that ended the text
 
 
 ModelEvent = TextDelta | ThoughtDelta | ThoughtSignature | ToolCall | InlineImage | Usage | Finish

@@ -235,3 +235,20 @@ async def test_upstream_capacity_is_an_overloaded_error(settings, fake):
             await client(listener).messages.create(model="claude-sonnet-4-6", max_tokens=10,
                                                    messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 529
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_stop_sequence_cuts_the_text_even_across_events(settings, fake, stream):
+    fake.script(s.stream_reply(s.text("one two ST", "OP three"), s.usage(prompt=4, candidates=5)))
+    async with running_daemon(settings) as (listener, _app, _routes):
+        api = client(listener)
+        kwargs = dict(model="claude-sonnet-4-6", max_tokens=50, stop_sequences=["STOP", "never"],
+                      messages=[{"role": "user", "content": "count"}])
+        if stream:
+            async with api.messages.stream(**kwargs) as events:
+                message = await events.get_final_message()
+        else:
+            message = await api.messages.create(**kwargs)
+    assert message.content[0].text == "one two "
+    assert message.stop_reason == "stop_sequence" and message.stop_sequence == "STOP"
+    assert "stopSequences" not in fake.generation_requests[0].json["request"]["generationConfig"]

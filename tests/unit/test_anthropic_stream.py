@@ -163,3 +163,18 @@ def test_the_empty_schema_placeholder_never_reaches_the_client() -> None:
     events = m.feed(ToolCall("t1", "noop", {PLACEHOLDER_PROPERTY: True})) + m.feed(Finish("STOP", Usage(candidates=1)))
     (call,) = check_anthropic_stream(encode(events))["blocks"]
     assert call["input"] == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet="abST OP", max_size=40), cuts=st.lists(st.integers(0, 40), max_size=6))
+def test_stop_sequences_match_wherever_the_text_is_split(text: str, cuts: list[int]) -> None:
+    from daemon.translate.stops import StopSequences
+
+    stops = StopSequences(("STOP", "ab"))
+    points = sorted({min(c, len(text)) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+    passed = "".join(e.text for piece in pieces for e in stops.feed([TextDelta(piece)]) if isinstance(e, TextDelta))
+    passed += "".join(e.text for e in stops.feed([Finish("STOP", Usage())]) if isinstance(e, TextDelta))
+    hits = [i for i in (text.find("STOP"), text.find("ab")) if i >= 0]
+    assert passed == (text[: min(hits)] if hits else text)
+    assert (stops.matched is not None) == bool(hits)
