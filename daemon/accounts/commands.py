@@ -209,6 +209,7 @@ def _list(accounts: list[Account], *, mask: bool, as_json: bool) -> int:
         "reason": a.reason,
         "verify_url": a.verify_url,
         "last_error": a.last_error,
+        "next_retry": _when(a.next_retry_at),
     } for a in accounts]
     if as_json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
@@ -216,7 +217,7 @@ def _list(accounts: list[Account], *, mask: bool, as_json: bool) -> int:
     if not rows:
         print("no accounts yet: add one with `antigravity-proxy accounts add`")
         return 0
-    columns = ("id", "email", "state", "project", "tier", "last_error")
+    columns = ("id", "email", "state", "project", "tier", "last_error", "next_retry")
     table = [[c.upper().replace("_", " ") for c in columns]] + [[row[c] or "-" for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     for line in table:
@@ -225,6 +226,14 @@ def _list(accounts: list[Account], *, mask: bool, as_json: bool) -> int:
         if row["verify_url"]:
             print(f"\n{row['id']}: verify the account at {row['verify_url']}")
     return 0
+
+
+def _when(epoch: float) -> str:
+    """A retry time for people: "" when none is pending, else UTC time and how far ahead."""
+    ahead = epoch - time.time()
+    if ahead <= 0:
+        return ""
+    return time.strftime("%H:%M:%SZ", time.gmtime(epoch)) + f" (in {round(ahead)}s)"
 
 
 def _export(accounts: list[Account], path: str) -> int:

@@ -37,6 +37,7 @@ class Account:
     access_token: str = field(default="", repr=False)
     access_expires_at: float = 0.0  # epoch seconds
     last_error: str = ""
+    next_retry_at: float = 0.0  # epoch seconds before which a failed refresh is not retried
     added_at: float = 0.0
     updated_at: float = 0.0
 
@@ -95,6 +96,7 @@ def account_to_dict(account: Account) -> dict[str, Any]:
         "access_token": account.access_token,
         "access_expires_at": account.access_expires_at,
         "last_error": account.last_error,
+        "next_retry_at": account.next_retry_at,
         "added_at": account.added_at,
         "updated_at": account.updated_at,
     }
@@ -108,7 +110,8 @@ def account_from_dict(entry: Any, where: str = "account") -> Account:
         raise DocumentError(f"{where} lacks {', '.join(missing)}")
     try:
         state = AccountState(entry.get("state", "active"))
-        timestamps = [float(entry.get(key) or 0.0) for key in ("access_expires_at", "added_at", "updated_at")]
+        timestamps = [float(entry.get(key) or 0.0)
+                      for key in ("access_expires_at", "added_at", "updated_at", "next_retry_at")]
     except (ValueError, TypeError):
         raise DocumentError(f"{where} has an invalid state or timestamp") from None
     return Account(
@@ -126,6 +129,7 @@ def account_from_dict(entry: Any, where: str = "account") -> Account:
         last_error=str(entry.get("last_error") or ""),
         added_at=timestamps[1],
         updated_at=timestamps[2],
+        next_retry_at=timestamps[3],
     )
 
 

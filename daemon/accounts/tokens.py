@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_AHEAD = 300.0  # seconds before expiry at which a token is renewed
 RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds (jittered ±50%) between refresh attempts
+PAUSE_AFTER_FAILURE = 60.0  # after a failed round of attempts, the token endpoint is left alone this long
 
 T = TypeVar("T")
 
@@ -59,6 +60,8 @@ class TokenManager:
         fresh = account.access_token and account.access_expires_at - self._clock() > REFRESH_AHEAD
         if fresh and account.access_token != rejected:
             return account.access_token
+        if account.next_retry_at > self._clock():
+            raise AccountUnavailable(account, account.last_error or "token refresh failed recently", AccountState.ACTIVE)
         task = self._pending.get(account_id)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._refresh(account_id))
@@ -103,12 +106,13 @@ class TokenManager:
                 log.info("token refresh for %s failed (attempt %d): %s", account_id, attempt + 1, exc)
                 continue
             changes = {"access_token": grant.access_token, "access_expires_at": self._clock() + grant.expires_in,
-                       "last_error": ""}
+                       "last_error": "", "next_retry_at": 0.0}
             if grant.refresh_token:
                 changes["refresh_token"] = grant.refresh_token
             await self._registry.update(account_id, **changes)
             return grant.access_token
-        await self._registry.update(account_id, last_error=f"token refresh failed: {error}")
+        await self._registry.update(account_id, last_error=f"token refresh failed: {error}",
+                                    next_retry_at=self._clock() + PAUSE_AFTER_FAILURE)
         raise AccountUnavailable(account, f"token refresh failed: {error}", AccountState.ACTIVE)
 
 

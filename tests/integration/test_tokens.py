@@ -98,6 +98,9 @@ async def test_an_unreachable_token_endpoint_is_retried_and_leaves_the_account_a
     assert info.value.state is AccountState.ACTIVE
     stored = AccountStore(settings.data_dir).read()[0]
     assert stored.state is AccountState.ACTIVE and "token refresh failed" in stored.last_error
+    assert stored.next_retry_at > time.time() + 30  # the endpoint is left alone for a while
+    with pytest.raises(AccountUnavailable):
+        await tokens.access_token("acc001")  # answered at once, without another round of attempts
     await tokens.aclose()
     await app.aclose()
 
