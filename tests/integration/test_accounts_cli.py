@@ -537,8 +537,8 @@ def test_list_disable_enable_remove(cli: CLI, fake: FakeUpstream) -> None:
     assert result.rc == 0, str(result)
     lines = result.out.splitlines()
     assert lines[0].split() == ["ID", "EMAIL", "STATE", "PROJECT", "TIER", "LAST", "ERROR", "NEXT", "RETRY"]
-    assert lines[1].split() == [user_id, DEFAULT_EMAIL, "active", DEFAULT_PROJECT, TIER, "-"]
-    assert lines[2].split() == [bob_id, "bob.smith@example.com", "active", "proj-bob", TIER, "-"]
+    assert lines[1].split() == [user_id, DEFAULT_EMAIL, "active", DEFAULT_PROJECT, TIER, "-", "-"]
+    assert lines[2].split() == [bob_id, "bob.smith@example.com", "active", "proj-bob", TIER, "-", "-"]
     assert len(lines) == 3
 
     for args in (("list", "--mask"), ("list", "--mask", "--json")):
