@@ -190,33 +190,36 @@ class _Pump:
         self.done = False
 
     async def events(self):  # type: ignore[no-untyped-def]  # async generator of (events, meaningful)
+        """Per upstream read: the protocol events it produced, and whether any carried content."""
         try:
             async for chunk in self.response:
-                for item in self._step(self.sse.feed(chunk)):
-                    yield item
+                yield self._step(self.sse.feed(chunk))
                 if self.done:
                     return  # a stop sequence matched: the rest of the upstream answer is not wanted
-            for item in self._step(self.sse.finish()):
-                yield item
+            events, meaningful = self._step(self.sse.finish())
             if not self.done:
                 for event in self.stops.feed([self.decoder.end()]):
-                    yield self.machine.feed(event), True
+                    events += self.machine.feed(event)
+            yield events, True
         except HTTPClientError as exc:
             raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream broke: {exc}") from None
         except SSEError as exc:
             raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream is malformed: {exc}") from None
 
-    def _step(self, sse_events: list[SSEEvent]) -> list[tuple[list[Event], bool]]:
-        out = []
+    def _step(self, sse_events: list[SSEEvent]) -> tuple[list[Event], bool]:
+        out: list[Event] = []
+        meaningful = False
+        machine, stops, decoder = self.machine, self.stops, self.decoder
         for sse_event in sse_events:
-            if self.done:
-                break
-            for event in self.stops.feed(self.decoder.feed(_parse(sse_event.data))):
-                out.append((self.machine.feed(event), not isinstance(event, Usage)))
-            if self.stops.matched is not None:
-                out.append((self.machine.feed(self.decoder.cut(self.stops.matched)), True))
+            events = decoder.feed(_parse(sse_event.data))
+            for event in stops.feed(events) if stops.sequences else events:
+                out += machine.feed(event)
+                meaningful = meaningful or not isinstance(event, Usage)
+            if stops.matched is not None:
+                out += machine.feed(decoder.cut(stops.matched))
                 self.done = True
-        return out
+                return out, True
+        return out, meaningful
 
 
 def _parse(data: bytes) -> dict[str, Any]:

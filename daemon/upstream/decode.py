@@ -28,7 +28,7 @@ class StreamDecoder:
     def __init__(self) -> None:
         self._finish_reason = ""
         self._blocked = False
-        self._usage: Usage | None = None
+        self._usage: dict[str, Any] | None = None  # the last usageMetadata, converted only when needed
         self._produced = False  # any content part seen
         self._first_text = True
 
@@ -40,10 +40,9 @@ class StreamDecoder:
         events: list[ModelEvent] = []
         usage = response.get("usageMetadata")
         if isinstance(usage, dict):
-            first_usage = self._usage is None
-            self._usage = _usage(usage)
-            if first_usage:
-                events.append(self._usage)
+            if self._usage is None:
+                events.append(_usage(usage))  # the prompt size, for the start of the answer
+            self._usage = usage
         candidates = response.get("candidates")
         if not candidates:
             block = (response.get("promptFeedback") or {}).get("blockReason")
@@ -63,11 +62,11 @@ class StreamDecoder:
             raise ProxyError(ErrorKind.UPSTREAM, "the upstream stream ended before the model finished")
         if self._finish_reason in FAILED_GENERATION and not self._produced:
             raise ProxyError(ErrorKind.UPSTREAM, f"the model failed to answer ({self._finish_reason})")
-        return Finish(self._finish_reason, self._usage or Usage(), self._blocked)
+        return Finish(self._finish_reason, _usage(self._usage or {}), self._blocked)
 
     def cut(self, stop_sequence: str) -> Finish:
         """The daemon ended the turn on a client stop sequence (the upstream is abandoned)."""
-        return Finish("STOP", self._usage or Usage(), stop_sequence=stop_sequence)
+        return Finish("STOP", _usage(self._usage or {}), stop_sequence=stop_sequence)
 
     def _part(self, part: dict[str, Any], events: list[ModelEvent]) -> None:
         signature = part.get("thoughtSignature")
