@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from ..accounts.model import Account, AccountState
+from ..accounts.model import Account
 from ..accounts.tokens import AccountUnavailable
 from ..errors import ErrorKind, ProxyError
 from ..http_client.errors import HTTPClientError
@@ -99,7 +99,7 @@ def _respond_error(generation: Generation, responder: Responder, error: ProxyErr
 
 async def _open(app: App, generation: Generation) -> UpstreamResponse:
     """A 200 upstream response, trying each usable account once; ProxyError otherwise."""
-    candidates = [a for a in app.accounts.all() if a.state is AccountState.ACTIVE and a.project_id]
+    candidates = [a for a in app.accounts.all() if a.usable]
     if not candidates:
         raise ProxyError(ErrorKind.UNAVAILABLE, _no_account_message(app.accounts.all()))
     last: ProxyError | None = None

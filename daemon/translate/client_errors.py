@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from ..errors import ErrorKind, ProxyError
+from ..errors import ProxyError
 from .anthropic_stream import ERROR_TYPES as ANTHROPIC_TYPES
 
 Headers = list[tuple[bytes, bytes]]
@@ -26,15 +26,3 @@ def anthropic(error: ProxyError, request_id: str) -> tuple[int, Headers, bytes]:
     body = {"type": "error", "error": {"type": ANTHROPIC_TYPES[error.kind], "message": error.message},
             "request_id": request_id}
     return error.status, [JSON, *retry_headers(error)], orjson.dumps(body)
-
-
-def generic(error: ProxyError) -> tuple[int, Headers, bytes]:
-    body = {"error": {"type": error.kind.name.lower(), "message": error.message, "code": error.status}}
-    return error.status, [JSON, *retry_headers(error)], orjson.dumps(body)
-
-
-def kind_for_status(status: int) -> ErrorKind:
-    for kind in ErrorKind:
-        if kind.value == status:
-            return kind
-    return ErrorKind.INVALID_REQUEST if status < 500 else ErrorKind.INTERNAL
