@@ -23,7 +23,7 @@ PIPELINE_HIGH_WATER = 64 * KiB  # buffered pipelined bytes above which reading p
 UPSTREAM_CONNECT_TIMEOUT = 10 * SECONDS  # TCP + TLS + proxy CONNECT
 UPSTREAM_FIRST_BYTE_TIMEOUT = 120 * SECONDS  # thinking models can take long before headers
 UPSTREAM_IDLE_TIMEOUT = 300 * SECONDS  # silence between body bytes (long thoughts)
-UPSTREAM_POOL_SIZE = 32  # idle keep-alive connections kept per origin
+UPSTREAM_POOL_SIZE = 128  # idle keep-alive connections kept per origin (one per concurrent stream at c=128)
 UPSTREAM_POOL_IDLE_EXPIRY = 60 * SECONDS  # an idle pooled connection older than this is closed
 UPSTREAM_READ_HIGH_WATER = 256 * KiB  # bytes buffered from upstream before reading pauses
 
