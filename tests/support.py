@@ -44,6 +44,13 @@ class TestRoutes:
         app.router.add("GET", "/test/stream", self.stream)
         app.router.add("GET", "/test/wait", self.wait)
         app.router.add("GET", "/test/boom", self.boom)
+        app.router.add("GET", "/test/pixel.png", self.pixel)
+
+    PIXEL = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                          "1f15c4890000000d4944415478da63f8cfc0f01f0005000201ffa65c1b0d0000000049454e44ae426082")
+
+    async def pixel(self, request: Request, response: Responder) -> None:
+        response.respond(200, [(b"content-type", b"image/png")], self.PIXEL)
 
     async def echo(self, request: Request, response: Responder) -> None:
         response.respond(200, [(b"content-type", b"application/octet-stream")], request.body)

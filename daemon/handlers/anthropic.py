@@ -18,6 +18,7 @@ from ..http_server.router import Router
 from ..translate import anthropic_request, anthropic_stream, client_errors
 from ..translate.count_tokens import estimate_tokens
 from ..upstream import models
+from . import media
 
 if TYPE_CHECKING:
     from ..app import App
@@ -38,6 +39,7 @@ async def _messages(app: App, request: Request, response: Responder) -> None:
         authenticate(app, request)
         body = _json_body(request)
         model = _resolve_model(app, body)
+        await media.inline_anthropic_urls(app, body)
         translated = anthropic_request.translate(body, model=model, session_key=session_key(request, body),
                                                  signatures=app.signatures)
     except ProxyError as error:

@@ -277,7 +277,7 @@ def _content_part(block: dict[str, Any], index: int, position: int) -> list[dict
             return [{"inlineData": {"mimeType": str(source.get("media_type") or ""), "data": source["data"]}}]
         if source.get("type") == "text" and source.get("data"):
             return [{"text": str(source["data"])}]
-        raise invalid(f"{where}.source: only base64 {kind}s (and text documents) are supported")
+        raise invalid(f"{where}.source: expected a base64, url or text source")
     if kind in ("thinking", "redacted_thinking", "tool_use"):
         return []  # not meaningful in a user turn
     return []  # server-tool blocks and unknown kinds carry nothing the upstream accepts

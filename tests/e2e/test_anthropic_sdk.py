@@ -252,3 +252,21 @@ async def test_a_stop_sequence_cuts_the_text_even_across_events(settings, fake, 
     assert message.content[0].text == "one two "
     assert message.stop_reason == "stop_sequence" and message.stop_sequence == "STOP"
     assert "stopSequences" not in fake.generation_requests[0].json["request"]["generationConfig"]
+
+
+async def test_image_urls_are_fetched_and_inlined(settings, fake):
+    import base64
+
+    from tests.support import TestRoutes
+
+    async with running_daemon(settings) as (listener, _app, _routes):
+        host, port = listener.address
+        await client(listener).messages.create(model="gemini-3-flash", max_tokens=50, messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": f"http://{host}:{port}/test/pixel.png"}},
+            {"type": "text", "text": "what is this?"}]}])
+        with pytest.raises(anthropic.BadRequestError) as info:
+            await client(listener).messages.create(model="gemini-3-flash", max_tokens=50, messages=[{"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": f"http://{host}:{port}/nothing-here.png"}}]}])
+    (part, _) = fake.generation_requests[0].json["request"]["contents"][0]["parts"]
+    assert part["inlineData"] == {"mimeType": "image/png", "data": base64.b64encode(TestRoutes.PIXEL).decode()}
+    assert "HTTP 404" in str(info.value)

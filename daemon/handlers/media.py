@@ -1,0 +1,71 @@
+"""Inlining media that clients reference by URL: the daemon fetches it (size cap, timeout)
+and the upstream receives base64 data, since whether it fetches URLs itself is untested
+(client-protocols.md §7.4). A failed fetch is the client's 400, never a 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ErrorKind, ProxyError
+from ..http_client.errors import HTTPClientError, ResponseTooLarge
+
+if TYPE_CHECKING:
+    from ..app import App
+
+MAX_MEDIA_BYTES = 20 * 1024 * 1024  # the upstream's inline-data limit
+FETCH_TIMEOUT = 15.0  # seconds for one whole fetch
+ACCEPTED = ("image/", "application/pdf", "text/plain")
+
+
+async def inline_anthropic_urls(app: App, body: dict[str, Any]) -> None:
+    """Replace every `{"source": {"type": "url", …}}` block in the messages with base64 data."""
+    blocks = list(_url_blocks(body.get("messages")))
+    if blocks:
+        await asyncio.gather(*(_inline(app, block) for block in blocks))
+
+
+def _url_blocks(messages: Any) -> Iterator[dict[str, Any]]:
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            if not isinstance(block, dict):
+                continue
+            nested = block.get("content") if block.get("type") == "tool_result" else None
+            for inner in [block, *(nested if isinstance(nested, list) else ())]:
+                source = inner.get("source") if isinstance(inner, dict) else None
+                if isinstance(source, dict) and source.get("type") == "url":
+                    yield inner
+
+
+async def _inline(app: App, block: dict[str, Any]) -> None:
+    url = str(block["source"].get("url") or "")
+    if not url.startswith(("http://", "https://")):
+        raise ProxyError(ErrorKind.INVALID_REQUEST, f"source.url must be an http(s) URL, got {url[:80]!r}")
+    data, media_type = await fetch(app, url)
+    block["source"] = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
+
+
+async def fetch(app: App, url: str) -> tuple[bytes, str]:
+    """The bytes and media type at `url`; ProxyError(INVALID_REQUEST) when they cannot be used."""
+    try:
+        async with asyncio.timeout(FETCH_TIMEOUT):
+            response = await app.http.request("GET", url, [(b"user-agent", b"antigravity-proxy")],
+                                              first_byte_timeout=FETCH_TIMEOUT, idle_timeout=FETCH_TIMEOUT)
+            try:
+                data = await response.read(MAX_MEDIA_BYTES)
+            finally:
+                response.close()
+    except ResponseTooLarge:
+        raise ProxyError(ErrorKind.INVALID_REQUEST, f"{url[:200]} is larger than {MAX_MEDIA_BYTES} bytes") from None
+    except (HTTPClientError, TimeoutError, ValueError) as exc:
+        raise ProxyError(ErrorKind.INVALID_REQUEST, f"could not fetch {url[:200]}: {exc or 'timed out'}") from None
+    if response.status != 200:
+        raise ProxyError(ErrorKind.INVALID_REQUEST, f"fetching {url[:200]} answered HTTP {response.status}")
+    media_type = (response.header(b"content-type") or b"").split(b";")[0].strip().decode("latin-1").lower()
+    if not media_type.startswith(ACCEPTED):
+        raise ProxyError(ErrorKind.INVALID_REQUEST, f"{url[:200]} is {media_type or 'of no stated type'}, "
+                         "not an image or a PDF")
+    return data, media_type
