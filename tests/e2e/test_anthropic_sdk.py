@@ -208,7 +208,7 @@ async def test_max_tokens_stop(settings, fake):
 
 
 async def test_pings_keep_a_silent_stream_alive(settings, fake):
-    fake.script(s.stream_reply(s.text("thinking hard"), s.pause(0.7), s.text(" done")))
+    fake.script(s.stream_reply(s.text("thinking hard"), s.pause(1.2), s.text(" done")))  # ~5 heartbeats of 0.2 s
     async with running_daemon(settings) as (listener, _app, _routes):
         raw = await client(listener).messages.with_raw_response.create(
             model="claude-sonnet-4-6", max_tokens=100, stream=True, messages=[{"role": "user", "content": "hi"}])
