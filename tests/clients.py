@@ -24,6 +24,16 @@ def cli(name: str) -> Path:
     pytest.skip(f"{name} is not installed (run tests/run.sh)")
 
 
+def reference_tokenizer() -> Path:
+    """The Claude tokenizer file tests/run.sh extracts from an older anthropic SDK release."""
+    path = CLIENTS / "claude-tokenizer.json"
+    if path.exists():
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{path} is missing: tests/run.sh extracts it")
+    pytest.skip("the reference tokenizer is not installed (run tests/run.sh)")
+
+
 def build_zipapp() -> Path:
     """Build dist/antigravity-proxy.pyz from this checkout (the way users run the daemon)."""
     if shutil.which("bash") is None:
