@@ -156,6 +156,14 @@ def _s(seconds: float) -> str:
     return f"{seconds:g}"
 
 
+def _size_text(size: int) -> str:
+    """A default size as people write it: 16KiB, 32MiB."""
+    for unit, name in ((limits.MiB, "MiB"), (limits.KiB, "KiB")):
+        if size % unit == 0:
+            return f"{size // unit}{name}"
+    return str(size)
+
+
 ENV: tuple[Var, ...] = (
     Var("AGPROXY_HOST", "host", "127.0.0.1", _bind_host, "an IP address or localhost",
         "address to listen on"),
@@ -194,9 +202,9 @@ ENV: tuple[Var, ...] = (
         "Antigravity client version announced upstream; raise it when the upstream says the version is no longer supported"),
     Var("AGPROXY_USER_AGENT", "user_agent", "antigravity/ide/{version} darwin/arm64", _text,
         "a User-Agent; {version} is replaced by AGPROXY_CLIENT_VERSION", "User-Agent sent upstream"),
-    Var("AGPROXY_MAX_HEADER_BYTES", "max_header_bytes", str(limits.MAX_HEADER_BYTES), _size,
+    Var("AGPROXY_MAX_HEADER_BYTES", "max_header_bytes", _size_text(limits.MAX_HEADER_BYTES), _size,
         "a size like 16384, 16KiB or 1MiB", "largest request head; larger answers 431"),
-    Var("AGPROXY_MAX_BODY_BYTES", "max_body_bytes", "32MiB", _size, "a size like 1048576, 512KiB or 32MiB",
+    Var("AGPROXY_MAX_BODY_BYTES", "max_body_bytes", _size_text(limits.MAX_BODY_BYTES), _size, "a size like 1048576, 512KiB or 32MiB",
         "largest request body; larger answers 413"),
     Var("AGPROXY_HEADER_TIMEOUT", "header_timeout", _s(limits.HEADER_READ_TIMEOUT), _seconds, "seconds > 0",
         "time allowed to send a request head; slower clients get 408"),
@@ -218,7 +226,7 @@ ENV: tuple[Var, ...] = (
         "send a keep-alive frame when a stream has been silent this long (proxies cut idle streams)"),
     Var("AGPROXY_MODEL_MAP", "model_map", "", _model_map, "comma-separated pattern=model pairs",
         "extra client→upstream model names, tried before the built-in family defaults (e.g. claude-opus-*=claude-opus-4-6-thinking)"),
-    Var("AGPROXY_SSE_MAX_EVENT_BYTES", "sse_max_event_bytes", "16MiB", _size, "a size like 16MiB",
+    Var("AGPROXY_SSE_MAX_EVENT_BYTES", "sse_max_event_bytes", _size_text(limits.SSE_MAX_EVENT_BYTES), _size, "a size like 16MiB",
         "largest single upstream SSE event"),
     Var("HTTPS_PROXY", "https_proxy", "", _optional_url, "an http(s) URL or empty",
         "outbound proxy for https upstreams (HTTP CONNECT); https_proxy also read"),

@@ -63,7 +63,7 @@ class _Body:
 
 
 class UpstreamConnection:
-    __slots__ = ("origin", "_dialed", "_h11", "_body", "_pending", "requests_sent", "received_bytes", "idle_since")
+    __slots__ = ("origin", "_dialed", "_h11", "_body", "_pending", "received_bytes", "idle_since")
 
     def __init__(self, origin: Origin, dialed: Dialed) -> None:
         self.origin = origin
@@ -71,7 +71,6 @@ class UpstreamConnection:
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
         self._body: _Body | None = None
         self._pending = b""  # body bytes that arrived together with the head
-        self.requests_sent = 0
         self.received_bytes = 0  # for the current request: 0 means the peer never answered
         self.idle_since = 0.0
 
@@ -84,7 +83,6 @@ class UpstreamConnection:
         all_headers = [(b"host", self.origin.authority.encode()), *headers, (b"content-length", b"%d" % len(body))]
         if dialed.proxy_authorization:
             all_headers.append((b"proxy-authorization", dialed.proxy_authorization))
-        self.requests_sent += 1
         self.received_bytes = 0
         # A fresh h11 state per request: the previous body was framed outside h11.
         conn = self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
