@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,7 +26,7 @@ from ..errors import ErrorKind, ProxyError
 from ..http_client.errors import HTTPClientError
 from ..http_client.pool import UpstreamResponse
 from ..http_server.response import SSE_HEADERS, Responder
-from ..sse import SSEDecoder, SSEError, SSEEvent
+from ..sse import SSEDecoder, SSEError
 from ..translate.stops import StopSequences
 from ..upstream import endpoints, models
 from ..upstream.decode import StreamDecoder
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MAX_ERROR_BODY = 1024 * 1024
+_MAX_UNARY_BODY = 64 * 1024 * 1024  # a whole answer, images and their signatures included
 Event = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
@@ -69,6 +70,12 @@ class Generation:
     result: Callable[[Any], object]  # accumulator → the non-stream body
     ping: bytes
     render_error: Callable[[ProxyError], tuple[int, Headers, bytes]]
+
+    @property
+    def unary(self) -> bool:
+        """Ask the upstream for one body: a non-stream answer without thinking (thinking
+        models are always streamed, as the native client does)."""
+        return not self.stream and "thinkingConfig" not in self.request.get("generationConfig", {})
 
 
 async def run(app: App, generation: Generation, responder: Responder) -> None:
@@ -134,7 +141,8 @@ async def _open_with(app: App, generation: Generation, account: Account) -> Upst
             raise _TryNext(ProxyError(ErrorKind.UNAVAILABLE, f"account {account.id}: {exc}")) from None
         try:
             response = await app.http.request(
-                "POST", app.settings.upstream_urls[0] + endpoints.STREAM_GENERATE, _headers(app, generation, token), body,
+                "POST", app.settings.upstream_urls[0] + (endpoints.GENERATE if generation.unary else endpoints.STREAM_GENERATE),
+                _headers(app, generation, token), body,
                 first_byte_timeout=app.settings.upstream_first_byte_timeout,
                 idle_timeout=app.settings.upstream_idle_timeout,
             )
@@ -189,14 +197,17 @@ class _Pump:
         self.stops = StopSequences(generation.stop_sequences)
         self.done = False
 
-    async def events(self):  # type: ignore[no-untyped-def]  # async generator of (events, meaningful)
+    async def events(self, unary: bool = False):  # type: ignore[no-untyped-def]  # async generator of (events, meaningful)
         """Per upstream read: the protocol events it produced, and whether any carried content."""
         try:
-            async for chunk in self.response:
-                yield self._step(self.sse.feed(chunk))
-                if self.done:
-                    return  # a stop sequence matched: the rest of the upstream answer is not wanted
-            events, meaningful = self._step(self.sse.finish())
+            if unary:
+                events, _ = self._step([await self.response.read(_MAX_UNARY_BODY)])
+            else:
+                async for chunk in self.response:
+                    yield self._step(event.data for event in self.sse.feed(chunk))
+                    if self.done:
+                        return  # a stop sequence matched: the rest of the upstream answer is not wanted
+                events, _ = self._step(event.data for event in self.sse.finish())
             if not self.done:
                 for event in self.stops.feed([self.decoder.end()]):
                     events += self.machine.feed(event)
@@ -206,12 +217,12 @@ class _Pump:
         except SSEError as exc:
             raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream is malformed: {exc}") from None
 
-    def _step(self, sse_events: list[SSEEvent]) -> tuple[list[Event], bool]:
+    def _step(self, documents: Iterable[bytes]) -> tuple[list[Event], bool]:
         out: list[Event] = []
         meaningful = False
         machine, stops, decoder = self.machine, self.stops, self.decoder
-        for sse_event in sse_events:
-            events = decoder.feed(_parse(sse_event.data))
+        for document in documents:
+            events = decoder.feed(_parse(document))
             for event in stops.feed(events) if stops.sequences else events:
                 out += machine.feed(event)
                 meaningful = meaningful or not isinstance(event, Usage)
@@ -240,7 +251,7 @@ def _parse(data: bytes) -> dict[str, Any]:
 async def _aggregate(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> None:
     accumulator = generation.accumulator()
     try:
-        async for events, _ in _Pump(app, generation, response).events():
+        async for events, _ in _Pump(app, generation, response).events(unary=generation.unary):
             accumulator.apply(events)
     except ProxyError as error:
         _respond_error(generation, responder, error)

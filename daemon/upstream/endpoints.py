@@ -5,6 +5,7 @@ from __future__ import annotations
 LOAD_CODE_ASSIST = "/v1internal:loadCodeAssist"
 ONBOARD_USER = "/v1internal:onboardUser"
 FETCH_AVAILABLE_MODELS = "/v1internal:fetchAvailableModels"
+GENERATE = "/v1internal:generateContent"
 STREAM_GENERATE = "/v1internal:streamGenerateContent?alt=sse"
 
 

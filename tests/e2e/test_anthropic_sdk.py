@@ -34,6 +34,7 @@ async def test_non_stream_text(settings, fake):
     assert message.stop_reason == "end_turn"
     assert message.usage.input_tokens == 12 and message.usage.output_tokens == 2
     assert message.model == "claude-sonnet-4-6"
+    assert fake.generation_requests[0].path == "/v1internal:generateContent"  # one body, no thinking
 
 
 async def test_stream_text_follows_the_grammar(settings, fake):
@@ -75,6 +76,7 @@ async def test_tool_use_with_thinking_round_trip(settings, fake):
                       {"role": "assistant", "content": [b.model_dump() for b in first.content]},
                       {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}]}])
     assert second.content[0].text == "It is sunny."
+    assert fake.generation_requests[0].path == "/v1internal:streamGenerateContent"  # thinking always streams
     replay = fake.generation_requests[1].json["request"]["contents"]
     assert replay[1]["role"] == "model"
     assert replay[1]["parts"][0]["thought"] is True and replay[1]["parts"][0]["thoughtSignature"].startswith("sig-")
