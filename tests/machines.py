@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from daemon.translate.anthropic_stream import TranslatorError
+
+UPSTREAM_FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
+RECORDED = sorted(p.name.removeprefix("inner-stream.gemini.").removesuffix(".recorded.json")
+                  for p in UPSTREAM_FIXTURES.glob("inner-stream.gemini.*.recorded.json"))
+
+
+def recorded_responses(name: str) -> list[dict[str, Any]]:
+    """The Gemini response objects of one recorded stream (without the v1internal envelope)."""
+    path = UPSTREAM_FIXTURES / f"inner-stream.gemini.{name}.recorded.json"
+    return orjson.loads(path.read_bytes())["response"]
 
 
 def assert_defined_or_refused(machine: Any, state: object, transitions: dict[tuple[object, type], Any], event: object) -> None:

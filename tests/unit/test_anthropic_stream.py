@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from pathlib import Path
 
 import orjson
 import pytest
@@ -34,17 +33,14 @@ from daemon.upstream.events import (
     Usage,
 )
 from tests.checkers.anthropic import check_anthropic_stream
-from tests.machines import assert_defined_or_refused
+from tests.machines import RECORDED, assert_defined_or_refused, recorded_responses
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "upstream"
-RECORDED = sorted(p.name.removeprefix("inner-stream.gemini.").removesuffix(".recorded.json")
-                  for p in FIXTURES.glob("inner-stream.gemini.*.recorded.json"))
 
 
 def upstream_bytes(name: str) -> bytes:
-    elements = orjson.loads((FIXTURES / f"inner-stream.gemini.{name}.recorded.json").read_bytes())["response"]
+    elements = recorded_responses(name)
     return b"".join(b"data: " + orjson.dumps({"response": e, "traceId": "t"}) + b"\r\n\r\n" for e in elements)
 
 

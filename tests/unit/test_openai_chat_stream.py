@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from pathlib import Path
 
-import orjson
 import pytest
 
 from daemon.errors import ErrorKind, ProxyError
@@ -30,13 +28,10 @@ from daemon.upstream.events import (
     Usage,
 )
 from tests.checkers.openai_chat import check_openai_chat_stream
-from tests.machines import assert_defined_or_refused
+from tests.machines import RECORDED, assert_defined_or_refused, recorded_responses
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "upstream"
-RECORDED = sorted(p.name.removeprefix("inner-stream.gemini.").removesuffix(".recorded.json")
-                  for p in FIXTURES.glob("inner-stream.gemini.*.recorded.json"))
 
 
 def machine(include_usage: bool = True, reasoning: bool = True) -> ChatStream:
@@ -46,7 +41,7 @@ def machine(include_usage: bool = True, reasoning: bool = True) -> ChatStream:
 
 
 def translate(name: str, **options: bool) -> list[dict]:
-    elements = orjson.loads((FIXTURES / f"inner-stream.gemini.{name}.recorded.json").read_bytes())["response"]
+    elements = recorded_responses(name)
     decoder, m = StreamDecoder(), machine(**options)
     out: list[dict] = []
     for element in elements:
