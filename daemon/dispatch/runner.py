@@ -1,7 +1,7 @@
 """The one generation runner every client protocol goes through.
 
 Pick an account, send the upstream request, and pump: upstream bytes → SSE events →
-neutral events → the protocol's machine → frames for the client. Before the first
+the protocol's Reader (translating.py, or a passthrough) → frames for the client. Before the first
 meaningful event nothing is sent, so upstream failures become proper HTTP errors (and
 another account is tried); after it, failures become an in-band error and a clean end.
 A heartbeat frame goes out whenever the client has heard nothing for a while. The
@@ -27,12 +27,10 @@ from ..http_client.errors import HTTPClientError
 from ..http_client.pool import UpstreamResponse
 from ..http_server.response import SSE_HEADERS, Responder
 from ..sse import SSEDecoder, SSEError
-from ..translate.stops import StopSequences
 from ..upstream import endpoints, models
-from ..upstream.decode import StreamDecoder
-from ..upstream.events import Usage
 from ..upstream.failures import FailureKind, classify
 from .outcomes import TRY_ANOTHER_ACCOUNT, client_error
+from .translating import parse_document
 
 if TYPE_CHECKING:
     from ..app import App
@@ -45,15 +43,23 @@ Event = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]
 
 
-class Machine(Protocol):
-    signatures: list[tuple[str | None, str, str]]  # (tool id or None, signature, thinking text)
+class Reader(Protocol):
+    """Upstream event documents (each SSE `data`, or one unary body) → client events."""
 
-    def feed(self, event: object) -> list[Event]: ...
-    def fail(self, error: ProxyError) -> list[Event]: ...
+    done: bool  # no more upstream input is wanted (a stop sequence matched)
+    signatures: list[tuple[str | None, str, str]]
+
+    def step(self, documents: Iterable[bytes]) -> tuple[list[Any], bool]:
+        """The client events, and whether any carried content (commits the response)."""
+
+    def end(self) -> list[Any]:
+        """The upstream body ended; raises ProxyError when that is not a real finish."""
+
+    def fail(self, error: ProxyError) -> list[Any]: ...
 
 
 class Accumulator(Protocol):
-    def apply(self, events: list[Event]) -> None: ...
+    def apply(self, events: list[Any]) -> None: ...
 
 
 @dataclass
@@ -63,9 +69,8 @@ class Generation:
     model: str  # upstream id
     request: dict[str, Any]  # the envelope's "request"
     stream: bool
-    stop_sequences: tuple[str, ...]
-    machine: Machine
-    encode: Callable[[list[Event]], bytes]
+    reader: Reader
+    encode: Callable[[list[Any]], bytes]
     accumulator: Callable[[], Accumulator]
     result: Callable[[Any], object]  # accumulator → the non-stream body
     ping: bytes
@@ -92,7 +97,7 @@ async def run(app: App, generation: Generation, responder: Responder) -> None:
     finally:
         response.close()  # aborts the upstream connection unless it was read to the end
         family = models.family(generation.model)
-        for tool_id, signature, thinking in generation.machine.signatures:
+        for tool_id, signature, thinking in generation.reader.signatures:
             app.signatures.remember(family, signature, tool_id, thinking)
 
 
@@ -186,72 +191,39 @@ def _no_account_message(accounts: list[Account]) -> str:
 # --- pumping -----------------------------------------------------------------------------
 
 
-class _Pump:
-    """Upstream body → protocol events, shared by the stream and non-stream paths."""
-
-    def __init__(self, app: App, generation: Generation, response: UpstreamResponse) -> None:
-        self.machine = generation.machine
-        self.response = response
-        self.sse = SSEDecoder(app.settings.sse_max_event_bytes)
-        self.decoder = StreamDecoder()
-        self.stops = StopSequences(generation.stop_sequences)
-        self.done = False
-
-    async def events(self, unary: bool = False):  # type: ignore[no-untyped-def]  # async generator of (events, meaningful)
-        """Per upstream read: the protocol events it produced, and whether any carried content."""
-        try:
-            if unary:
-                events, _ = self._step([await self.response.read(_MAX_UNARY_BODY)])
-            else:
-                async for chunk in self.response:
-                    yield self._step(event.data for event in self.sse.feed(chunk))
-                    if self.done:
-                        return  # a stop sequence matched: the rest of the upstream answer is not wanted
-                events, _ = self._step(event.data for event in self.sse.finish())
-            if not self.done:
-                for event in self.stops.feed([self.decoder.end()]):
-                    events += self.machine.feed(event)
-            yield events, True
-        except HTTPClientError as exc:
-            raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream broke: {exc}") from None
-        except SSEError as exc:
-            raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream is malformed: {exc}") from None
-
-    def _step(self, documents: Iterable[bytes]) -> tuple[list[Event], bool]:
-        out: list[Event] = []
-        meaningful = False
-        machine, stops, decoder = self.machine, self.stops, self.decoder
-        for document in documents:
-            events = decoder.feed(_parse(document))
-            for event in stops.feed(events) if stops.sequences else events:
-                out += machine.feed(event)
-                meaningful = meaningful or not isinstance(event, Usage)
-            if stops.matched is not None:
-                out += machine.feed(decoder.cut(stops.matched))
-                self.done = True
-                return out, True
-        return out, meaningful
-
-
-def _parse(data: bytes) -> dict[str, Any]:
+async def _pump(app: App, generation: Generation, response: UpstreamResponse):  # type: ignore[no-untyped-def]
+    """Per upstream read: the client events it produced, and whether any carried content.
+    An async generator of (events, meaningful), shared by the stream and non-stream paths."""
+    reader = generation.reader
     try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not JSON") from None
-    if isinstance(document, list) and document:  # an error array can arrive on a 200 stream
-        document = document[0]
-    if isinstance(document, dict) and "error" in document and "response" not in document:
-        failure = classify(int((document.get("error") or {}).get("code") or 500), orjson.dumps(document))
-        raise client_error(failure)
-    if not isinstance(document, dict):
-        raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not an object")
+        if generation.unary:
+            events, _ = reader.step([_checked(await response.read(_MAX_UNARY_BODY))])
+        else:
+            sse = SSEDecoder(app.settings.sse_max_event_bytes)
+            async for chunk in response:
+                yield reader.step(_checked(event.data) for event in sse.feed(chunk))
+                if reader.done:
+                    return  # a stop sequence matched: the rest of the upstream answer is not wanted
+            events, _ = reader.step(_checked(event.data) for event in sse.finish())
+        yield events + reader.end(), True
+    except HTTPClientError as exc:
+        raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream broke: {exc}") from None
+    except SSEError as exc:
+        raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream is malformed: {exc}") from None
+
+
+def _checked(document: bytes) -> bytes:
+    """An error object can arrive on a 200 stream (alone or in an array): raise it."""
+    head = document[:16].lstrip()
+    if head.startswith(b"[") or head.startswith(b'{"error"'):
+        parse_document(document)
     return document
 
 
 async def _aggregate(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> None:
     accumulator = generation.accumulator()
     try:
-        async for events, _ in _Pump(app, generation, response).events(unary=generation.unary):
+        async for events, _ in _pump(app, generation, response):
             accumulator.apply(events)
     except ProxyError as error:
         _respond_error(generation, responder, error)
@@ -263,7 +235,7 @@ async def _stream(app: App, generation: Generation, response: UpstreamResponse, 
     writer = _StreamWriter(responder, generation.ping, app.settings.stream_heartbeat)
     heartbeat = asyncio.get_running_loop().create_task(writer.heartbeat())
     try:
-        async for events, meaningful in _Pump(app, generation, response).events():
+        async for events, meaningful in _pump(app, generation, response):
             await writer.send(generation.encode(events), commit=meaningful)
     except ProxyError as error:
         if not writer.committed:
@@ -271,7 +243,7 @@ async def _stream(app: App, generation: Generation, response: UpstreamResponse, 
             _respond_error(generation, responder, error)
             return
         log.warning("stream failed after its start: %s", error.message)
-        await writer.send(generation.encode(generation.machine.fail(error)), commit=True)
+        await writer.send(generation.encode(generation.reader.fail(error)), commit=True)
     finally:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):

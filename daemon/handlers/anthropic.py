@@ -11,6 +11,7 @@ import orjson
 
 from ..client_keys import key_name, presented_key
 from ..dispatch import runner
+from ..dispatch.translating import Translating
 from ..errors import ErrorKind, ProxyError
 from ..http_server.request import Request
 from ..http_server.response import Responder
@@ -57,8 +58,7 @@ async def _messages(app: App, request: Request, response: Responder) -> None:
         model=translated.model,
         request=translated.request,
         stream=translated.stream,
-        stop_sequences=translated.stop_sequences,
-        machine=machine,
+        reader=Translating(machine, translated.stop_sequences),
         encode=anthropic_stream.encode,
         accumulator=anthropic_stream.MessageAccumulator,
         result=lambda accumulator: accumulator.message,

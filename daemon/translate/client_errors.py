@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from ..errors import ProxyError
+from ..errors import ErrorKind, ProxyError
 from .anthropic_stream import ERROR_TYPES as ANTHROPIC_TYPES
 
 Headers = list[tuple[bytes, bytes]]
@@ -26,3 +26,57 @@ def anthropic(error: ProxyError, request_id: str) -> tuple[int, Headers, bytes]:
     body = {"type": "error", "error": {"type": ANTHROPIC_TYPES[error.kind], "message": error.message},
             "request_id": request_id}
     return error.status, [JSON, *retry_headers(error)], orjson.dumps(body)
+
+
+# OpenAI error `type` per kind (client-protocols.md §3.5); the SDK picks its exception from the status.
+OPENAI_TYPES = {
+    ErrorKind.INVALID_REQUEST: "invalid_request_error",
+    ErrorKind.AUTH: "invalid_request_error",
+    ErrorKind.PERMISSION: "permission_error",
+    ErrorKind.NOT_FOUND: "invalid_request_error",
+    ErrorKind.TOO_LARGE: "invalid_request_error",
+    ErrorKind.RATE_LIMITED: "rate_limit_exceeded",
+    ErrorKind.INTERNAL: "server_error",
+    ErrorKind.UPSTREAM: "server_error",
+    ErrorKind.UNAVAILABLE: "server_error",
+    ErrorKind.OVERLOADED: "server_error",
+}
+OPENAI_CODES = {ErrorKind.AUTH: "invalid_api_key", ErrorKind.NOT_FOUND: "model_not_found",
+                ErrorKind.RATE_LIMITED: "rate_limit_exceeded", ErrorKind.OVERLOADED: "server_is_overloaded"}
+# 529 is Anthropic's own; OpenAI and Gemini clients know 503 for "overloaded, retry".
+PLAIN_STATUS = {ErrorKind.OVERLOADED: 503}
+
+# Google RPC status names (client-protocols.md §5.5).
+GEMINI_STATUS = {
+    ErrorKind.INVALID_REQUEST: "INVALID_ARGUMENT",
+    ErrorKind.AUTH: "UNAUTHENTICATED",
+    ErrorKind.PERMISSION: "PERMISSION_DENIED",
+    ErrorKind.NOT_FOUND: "NOT_FOUND",
+    ErrorKind.TOO_LARGE: "INVALID_ARGUMENT",
+    ErrorKind.RATE_LIMITED: "RESOURCE_EXHAUSTED",
+    ErrorKind.INTERNAL: "INTERNAL",
+    ErrorKind.UPSTREAM: "INTERNAL",
+    ErrorKind.UNAVAILABLE: "UNAVAILABLE",
+    ErrorKind.OVERLOADED: "UNAVAILABLE",
+}
+
+
+def openai_error(error: ProxyError) -> dict[str, object]:
+    """The `{"error": …}` object, as a body and as an in-stream chunk."""
+    return {"error": {"message": error.message, "type": OPENAI_TYPES[error.kind], "param": error.param,
+                      "code": OPENAI_CODES.get(error.kind)}}
+
+
+def openai(error: ProxyError, request_id: str) -> tuple[int, Headers, bytes]:
+    status = PLAIN_STATUS.get(error.kind, error.status)
+    return status, [JSON, *retry_headers(error)], orjson.dumps(openai_error(error))
+
+
+def gemini_error(error: ProxyError) -> dict[str, object]:
+    status = PLAIN_STATUS.get(error.kind, error.status)
+    return {"error": {"code": status, "message": error.message, "status": GEMINI_STATUS[error.kind]}}
+
+
+def gemini(error: ProxyError, request_id: str) -> tuple[int, Headers, bytes]:
+    status = PLAIN_STATUS.get(error.kind, error.status)
+    return status, [JSON, *retry_headers(error)], orjson.dumps(gemini_error(error))

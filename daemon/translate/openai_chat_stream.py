@@ -15,27 +15,14 @@ from typing import Any
 
 import orjson
 
-from ..errors import ErrorKind, ProxyError
+from ..errors import ProxyError
 from ..upstream.events import Finish, InlineImage, TextDelta, ThoughtDelta, ThoughtSignature, ToolCall, Usage
 from .anthropic_stream import REFUSAL_REASONS, TranslatorError
+from .client_errors import openai_error
 from .schema import PLACEHOLDER_PROPERTY
 
 Event = dict[str, Any]
 DONE: Event = {"done": True}  # stands for the `data: [DONE]` line
-
-ERROR_TYPES = {
-    ErrorKind.INVALID_REQUEST: "invalid_request_error",
-    ErrorKind.AUTH: "invalid_request_error",
-    ErrorKind.PERMISSION: "permission_error",
-    ErrorKind.NOT_FOUND: "invalid_request_error",
-    ErrorKind.TOO_LARGE: "invalid_request_error",
-    ErrorKind.RATE_LIMITED: "rate_limit_exceeded",
-    ErrorKind.INTERNAL: "server_error",
-    ErrorKind.UPSTREAM: "server_error",
-    ErrorKind.UNAVAILABLE: "server_error",
-    ErrorKind.OVERLOADED: "server_error",
-}
-
 
 class State(enum.Enum):
     FRESH = "fresh"  # nothing sent yet: the next chunk carries the role
@@ -79,7 +66,7 @@ class ChatStream:
     def fail(self, error: ProxyError) -> list[Event]:
         """An in-band error; the stream then ends without [DONE] (§3.4.4)."""
         self.state = State.DONE
-        return [{"error": {"message": error.message, "type": ERROR_TYPES[error.kind], "param": None, "code": None}}]
+        return [openai_error(error)]
 
     def chunk(self, delta: Event, finish_reason: str | None = None) -> Event:
         chunk: Event = {
