@@ -16,11 +16,12 @@ from .accounts.signatures import SignatureStore
 from .accounts.store import AccountStore, StoreError
 from .accounts.tokens import TokenManager
 from .config import Settings
-from .handlers import anthropic, status
+from .handlers import anthropic, models, openai_chat, status
 from .http_client.dial import ProxyConfig
 from .http_client.pool import ConnectionPool
 from .http_server.response import JSON
 from .http_server.router import Router
+from .model_directory import ModelDirectory
 from .upstream.calls import UpstreamCalls
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,10 @@ class App:
         self.tokens = TokenManager(self.accounts, self.calls)
         self.signatures = SignatureStore(settings.data_dir)
         self.signatures.load()
+        self.models = ModelDirectory(self)
         self.router = Router()
-        status.register(self.router, self)
-        anthropic.register(self.router, self)
+        for handlers in (status, anthropic, models, openai_chat):
+            handlers.register(self.router, self)
         self._watcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:

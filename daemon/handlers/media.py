@@ -22,12 +22,22 @@ ACCEPTED = ("image/", "application/pdf", "text/plain")
 
 async def inline_anthropic_urls(app: App, body: dict[str, Any]) -> None:
     """Replace every `{"source": {"type": "url", …}}` block in the messages with base64 data."""
-    blocks = list(_url_blocks(body.get("messages")))
-    if blocks:
-        await asyncio.gather(*(_inline(app, block) for block in blocks))
+    blocks = list(_anthropic_url_blocks(body.get("messages")))
+    fetched = await _fetch_all(app, [str(block["source"].get("url") or "") for block in blocks])
+    for block, (data, media_type) in zip(blocks, fetched, strict=True):
+        block["source"] = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
 
 
-def _url_blocks(messages: Any) -> Iterator[dict[str, Any]]:
+async def inline_openai_urls(app: App, body: dict[str, Any]) -> None:
+    """Replace every http(s) image URL of a Chat (`image_url.url`) or Responses
+    (`input_image.image_url`) request with a data URL."""
+    slots = [(holder, key) for holder, key in _openai_url_slots(body) if _is_http(holder[key])]
+    fetched = await _fetch_all(app, [holder[key] for holder, key in slots])
+    for (holder, key), (data, media_type) in zip(slots, fetched, strict=True):
+        holder[key] = f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def _anthropic_url_blocks(messages: Any) -> Iterator[dict[str, Any]]:
     for message in messages if isinstance(messages, list) else ():
         content = message.get("content") if isinstance(message, dict) else None
         for block in content if isinstance(content, list) else ():
@@ -40,12 +50,28 @@ def _url_blocks(messages: Any) -> Iterator[dict[str, Any]]:
                     yield inner
 
 
-async def _inline(app: App, block: dict[str, Any]) -> None:
-    url = str(block["source"].get("url") or "")
-    if not url.startswith(("http://", "https://")):
-        raise ProxyError(ErrorKind.INVALID_REQUEST, f"source.url must be an http(s) URL, got {url[:80]!r}")
-    data, media_type = await fetch(app, url)
-    block["source"] = {"type": "base64", "media_type": media_type, "data": base64.b64encode(data).decode()}
+def _openai_url_slots(body: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    entries = body.get("messages") if "messages" in body else body.get("input")
+    for entry in entries if isinstance(entries, list) else ():
+        content = entry.get("content", entry.get("output")) if isinstance(entry, dict) else None
+        for part in content if isinstance(content, list) else ():
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "image_url" and isinstance(part.get("image_url"), dict):
+                yield part["image_url"], "url"
+            elif part.get("type") == "input_image" and isinstance(part.get("image_url"), str):
+                yield part, "image_url"
+
+
+def _is_http(url: Any) -> bool:
+    return isinstance(url, str) and url.startswith(("http://", "https://"))
+
+
+async def _fetch_all(app: App, urls: list[str]) -> list[tuple[bytes, str]]:
+    for url in urls:
+        if not _is_http(url):
+            raise ProxyError(ErrorKind.INVALID_REQUEST, f"source.url must be an http(s) URL, got {url[:80]!r}")
+    return list(await asyncio.gather(*(fetch(app, url) for url in urls)))
 
 
 async def fetch(app: App, url: str) -> tuple[bytes, str]:

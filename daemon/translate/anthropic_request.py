@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conversation import Call, Conversation, Media, Part, Result, Text, Thinking, Thought, Tool, invalid, number
+from .conversation import (
+    Call,
+    Conversation,
+    Media,
+    Part,
+    Result,
+    Text,
+    Thinking,
+    Thought,
+    Tool,
+    invalid,
+    number,
+)
 from .upstream_request import SignatureLookup, Translated, build
 
 

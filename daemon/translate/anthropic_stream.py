@@ -16,7 +16,15 @@ from typing import Any
 import orjson
 
 from ..errors import ErrorKind, ProxyError
-from ..upstream.events import Finish, InlineImage, TextDelta, ThoughtDelta, ThoughtSignature, ToolCall, Usage
+from ..upstream.events import (
+    Finish,
+    InlineImage,
+    TextDelta,
+    ThoughtDelta,
+    ThoughtSignature,
+    ToolCall,
+    Usage,
+)
 from .schema import PLACEHOLDER_PROPERTY
 
 Event = dict[str, Any]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from ..errors import ErrorKind, ProxyError
 
 
@@ -120,3 +122,44 @@ def positive_int(body: dict[str, Any], key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise invalid(f"{key}: must be a positive integer", key)
     return value
+
+
+def data_url(url: str, where: str) -> Media:
+    """A `data:<mime>;base64,<data>` URL as inline media (http URLs were fetched before)."""
+    head, comma, data = url.partition(",")
+    if not (url.startswith("data:") and comma and head.endswith(";base64")) or not data:
+        raise invalid(f"{where}: expected a data:<type>;base64, URL or an http(s) URL", where)
+    return Media(head[5:].removesuffix(";base64") or "application/octet-stream", data)
+
+
+def call_arguments(arguments: Any) -> dict[str, Any]:
+    """An OpenAI-style JSON `arguments` string as an object; text that is not a JSON object
+    is kept, wrapped, rather than refused (client-protocols.md §7.6)."""
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        parsed = orjson.loads(arguments) if isinstance(arguments, (str, bytes)) and arguments else {}
+    except orjson.JSONDecodeError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"raw": arguments}
+
+
+def text_of(content: Any, where: str) -> str:
+    """A string, or the text of an array of text parts (OpenAI system, tool and assistant content)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise invalid(f"{where}: must be a string or an array of text parts", where)
+    return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
+
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def effort_thinking(effort: Any, param: str) -> Thinking:
+    """OpenAI's reasoning effort as a thinking request (client-protocols.md §7.8)."""
+    if effort is None:
+        return Thinking("default")
+    if effort not in EFFORTS:
+        raise invalid(f"{param}: must be one of {', '.join(EFFORTS)}", param)
+    return Thinking("disabled") if effort == "none" else Thinking("adaptive", effort=str(effort))

@@ -16,7 +16,15 @@ from typing import Any
 import orjson
 
 from ..errors import ProxyError
-from ..upstream.events import Finish, InlineImage, TextDelta, ThoughtDelta, ThoughtSignature, ToolCall, Usage
+from ..upstream.events import (
+    Finish,
+    InlineImage,
+    TextDelta,
+    ThoughtDelta,
+    ThoughtSignature,
+    ToolCall,
+    Usage,
+)
 from .anthropic_stream import REFUSAL_REASONS, TranslatorError
 from .client_errors import openai_error
 from .schema import PLACEHOLDER_PROPERTY
@@ -53,7 +61,8 @@ class ChatStream:
         self.calls = 0
         self.usage = Usage()
         self.pending_signature = ""
-        self.signatures: list[tuple[str | None, str, str]] = []  # (call id or None, signature, "")
+        self.thinking: list[str] = []  # the thought text a signature seals (Claude checks the pair)
+        self.signatures: list[tuple[str | None, str, str]] = []  # (call id or None, signature, thinking)
 
     def feed(self, event: object) -> list[Event]:
         handler = TRANSITIONS.get((self.state, type(event)))
@@ -100,13 +109,14 @@ def _text(m: ChatStream, e: TextDelta, out: list[Event]) -> None:
 
 
 def _thought(m: ChatStream, e: ThoughtDelta, out: list[Event]) -> None:
+    m.thinking.append(e.text)
     if m.reasoning and e.text:
         m.delta({"reasoning_content": e.text}, out)
 
 
 def _signature(m: ChatStream, e: ThoughtSignature, out: list[Event]) -> None:
     m.pending_signature = e.signature  # OpenAI has no field for it: the signature store keeps it
-    m.signatures.append((None, e.signature, ""))
+    m.signatures.append((None, e.signature, "".join(m.thinking)))
 
 
 def _tool_call(m: ChatStream, e: ToolCall, out: list[Event]) -> None:
@@ -114,7 +124,7 @@ def _tool_call(m: ChatStream, e: ToolCall, out: list[Event]) -> None:
     signature = e.signature or m.pending_signature
     m.pending_signature = ""
     if signature:
-        m.signatures.append((call_id, signature, ""))
+        m.signatures.append((call_id, signature, "".join(m.thinking)))
     index = m.calls
     m.calls += 1
     name = m.tool_names.get(e.name, e.name)

@@ -14,7 +14,7 @@ from typing import Any
 from ..upstream import models
 
 # Budgets for adaptive thinking by effort (decision recorded in client-protocols.md §7.8).
-EFFORT_BUDGETS = {"low": 4096, "medium": 16384, "high": 32000}
+EFFORT_BUDGETS = {"minimal": 1024, "low": 4096, "medium": 16384, "high": 32000}
 EFFORT_LEVELS = {"none": "low", "minimal": "low", "low": "low", "medium": "medium", "high": "high",
                  "xhigh": "high", "max": "high"}
 MAX_OUTPUT = {"claude": 64000, "gemini": 65535, "other": 32768}  # per-family caps from the catalogue

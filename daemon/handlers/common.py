@@ -1,0 +1,57 @@
+"""What every protocol handler does first: authenticate, read the JSON body, resolve the model."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..client_keys import key_name, presented_key
+from ..errors import ErrorKind, ProxyError
+from ..http_server.request import Request
+from ..upstream import models
+
+if TYPE_CHECKING:
+    from ..app import App
+
+
+def authenticate(app: App, request: Request) -> str:
+    """The client key's name ("" when the daemon runs without keys); ProxyError(AUTH) otherwise."""
+    if not app.settings.api_keys:
+        return ""
+    name = key_name(presented_key(request), app.settings.api_keys)
+    if name is None:
+        raise ProxyError(ErrorKind.AUTH, "invalid or missing API key (x-api-key, Authorization: Bearer, "
+                         "x-goog-api-key or ?key=)")
+    return name
+
+
+def json_body(request: Request, *, model_required: bool = True) -> dict[str, Any]:
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise ProxyError(ErrorKind.INVALID_REQUEST, f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ProxyError(ErrorKind.INVALID_REQUEST, "the request body must be a JSON object")
+    if model_required and (not isinstance(body.get("model"), str) or not body["model"]):
+        raise ProxyError(ErrorKind.INVALID_REQUEST, "model: a model name is required", param="model")
+    return body
+
+
+def resolve_model(app: App, name: str) -> str:
+    """The upstream id serving a client's model name; ProxyError(NOT_FOUND) listing the served ones."""
+    try:
+        return models.resolve(name, app.models.served(), app.settings.model_map)
+    except models.UnknownModel as exc:
+        raise ProxyError(ErrorKind.NOT_FOUND, f"model {name!r} is not served here; available: {', '.join(exc.served)}",
+                         param="model") from None
+
+
+def conversation_key(request: Request, body: dict[str, Any], *, header: bytes, fallback: object) -> str:
+    """What identifies one conversation, for the upstream sessionId: the client's session
+    header, else a hash of how the conversation starts."""
+    value = request.header(header)
+    if value:
+        return value.decode("latin-1")
+    return hashlib.sha256(orjson.dumps(fallback, option=orjson.OPT_NON_STR_KEYS)).hexdigest()

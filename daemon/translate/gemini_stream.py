@@ -1,0 +1,191 @@
+"""Upstream v1internal events → native Gemini events: a byte-level passthrough (pure).
+
+The upstream wraps every GenerateContentResponse as `{"response": {…}, "traceId": "…",
+"metadata": {}, …}` (upstream doc §4.10); a Gemini client must get exactly the inner object
+(client-protocols.md §5.4). This runs once per event for every native client, so it cuts bytes
+instead of parsing and re-encoding: only the small wrapper tail is parsed, to prove the cut.
+Finish reasons pass through as they are (§6); only an end without any finish is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from ..errors import ErrorKind, ProxyError
+from ..upstream.decode import VERSION_REJECTED, StreamDecoder
+from .client_errors import gemini_error
+
+Response = dict[str, Any]
+
+_HEAD = b'{"response":'
+# The wrapper's own keys besides "response" (upstream doc §4.10), in any order.
+_TAIL_KEYS = (b',"traceId":', b',"metadata":', b',"consumedCredits":', b',"remainingCredits":')
+_REJECTED = VERSION_REJECTED.encode()
+_TEXT_KEYS = frozenset({"text", "thought", "thoughtSignature"})
+
+# google-genai feeds every non-blank line that is not `data: …` (an SSE comment included) to
+# json.loads and raises; it skips blank lines, so only a bare blank line may keep the stream alive.
+HEARTBEAT = b"\r\n"
+
+
+def unwrap(document: bytes) -> bytes:
+    """The inner GenerateContentResponse of one upstream event, a unary body or a bare response."""
+    if document.startswith(_HEAD) and document[12:13] == b"{":
+        # Why the cut is sound: in JSON a quote inside a string is always escaped, so `,"traceId":`
+        # can only be an object key. rfind returns the key's last occurrence, which is the wrapper's
+        # own when the wrapper has that key. `{` + the bytes after the comma parses only when the key
+        # sits at the wrapper's top level: a cut inside the response leaves its closers unbalanced.
+        # The first top-level key after "response" is where the response ends.
+        for cut in sorted(p for p in map(document.rfind, _TAIL_KEYS) if p > 0):
+            try:
+                orjson.loads(b"{" + document[cut + 1:])
+            except orjson.JSONDecodeError:
+                continue  # a key of that name inside the response
+            return document[12:cut]
+        if document.endswith(b"}}"):
+            return document[12:-1]  # `{"response":{…}}`: no wrapper key at all
+    try:  # anything else: a bare response, another key order, pretty-printed (unary bodies are)
+        parsed = orjson.loads(document)
+    except orjson.JSONDecodeError:
+        raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not JSON") from None
+    inner = parsed.get("response", parsed) if isinstance(parsed, dict) else parsed
+    if not isinstance(inner, dict):
+        raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not an object")
+    return orjson.dumps(inner)
+
+
+class GeminiPassthrough:
+    """The Reader of the native Gemini endpoints: each upstream event → its inner response bytes.
+
+    The chunk that finishes the answer is held until the next event or the end: the upstream can
+    send a usage-only chunk after it (upstream doc §4.11), which Gemini streams never do, so that
+    chunk is folded into the finish chunk (parsed once per stream, never per event).
+    """
+
+    def __init__(self) -> None:
+        self.done = False  # stopSequences go upstream: nothing is cut locally on this path
+        self.signatures: list[tuple[str | None, str, str]] = []  # Gemini clients send theirs back themselves
+        self.finished = False
+        self._held: bytes | None = None
+        self._content = False
+
+    def step(self, documents: Iterable[bytes]) -> tuple[list[bytes], bool]:
+        out: list[bytes] = []
+        meaningful = False
+        for document in documents:
+            inner = unwrap(document)
+            # Byte checks: a quoted name cannot hide in a string (quotes are escaped there), so a hit is
+            # a key; one inside functionCall args is still inside candidates, and a false `Reason"`
+            # hit only costs one parse.
+            content = b'"candidates"' in inner or b'"promptFeedback"' in inner
+            if not self._content and _REJECTED in inner:
+                StreamDecoder().feed(orjson.loads(inner))  # raises when the answer starts with that notice
+            self._content = self._content or content
+            meaningful = meaningful or content
+            if self._held is not None:
+                if not content:
+                    self._held = _folded(self._held, inner)
+                    continue
+                out.append(self._held)  # more candidates after a finish: not ours to reorder
+                self._held = None
+            if b'Reason"' in inner and _finishes(orjson.loads(inner)):  # finishReason or blockReason
+                self.finished = True
+                self._held = inner
+            else:
+                out.append(inner)
+        return out, meaningful
+
+    def end(self) -> list[bytes]:
+        """The upstream body ended; raises ProxyError when no event finished the answer."""
+        if not self.finished:
+            raise ProxyError(ErrorKind.UPSTREAM, "the upstream stream ended before the model finished")
+        held, self._held = self._held, None
+        return [] if held is None else [held]
+
+    def fail(self, error: ProxyError) -> list[bytes]:
+        """An in-band error: google-genai raises on a chunk that starts with `{"error":`."""
+        self._held = None  # nothing may follow a finish chunk, and the error must reach the client
+        return [orjson.dumps(gemini_error(error))]
+
+
+def _finishes(response: Response) -> bool:
+    candidates = response.get("candidates") or ()
+    return any(isinstance(c, dict) and c.get("finishReason") for c in candidates) or bool(
+        (response.get("promptFeedback") or {}).get("blockReason"))
+
+
+def _folded(finish: bytes, later: bytes) -> bytes:
+    """A chunk without candidates after the finish (usage, ids): its fields join the finish chunk."""
+    merged = orjson.loads(finish)
+    merged.update(orjson.loads(later))
+    return orjson.dumps(merged)
+
+
+def encode(events: list[bytes]) -> bytes:
+    return b"".join([b"data: " + event + b"\r\n\r\n" for event in events])  # CRLF, like the real service
+
+
+class GeminiAccumulator:
+    """The non-stream GenerateContentResponse, merged from the stream's chunks."""
+
+    def __init__(self) -> None:
+        self.response: Response = {}
+        self._candidates: dict[int, Response] = {}
+
+    def apply(self, events: list[bytes]) -> None:
+        for event in events:
+            for key, value in orjson.loads(event).items():
+                if key != "candidates":
+                    self.response[key] = value  # the last usageMetadata is the total (it is cumulative)
+                    continue
+                self.response.setdefault("candidates", [])
+                for candidate in value:
+                    self._candidate(candidate)
+
+    def _candidate(self, chunk: Response) -> None:
+        index = chunk.get("index", 0)
+        mine = self._candidates.get(index)
+        if mine is None:
+            mine = self._candidates[index] = {}
+            self.response["candidates"].append(mine)
+        for key, value in chunk.items():
+            if key != "content":
+                mine[key] = value  # finishReason and the rest: the last one stands
+                continue
+            content = mine.setdefault("content", {})
+            for name, field in value.items():
+                if name == "parts":
+                    _append(content.setdefault("parts", []), field)
+                else:
+                    content[name] = field
+
+
+def _append(parts: list[Response], new: list[Response]) -> None:
+    """Only a chunk's first part may continue the part before it: the split at a chunk boundary
+    is the stream's, a split inside one chunk is the model's own (so a unary body stays as it is)."""
+    for n, part in enumerate(new):
+        if not (n == 0 and parts and _continues(parts[-1], part)):
+            parts.append(part)
+
+
+def _continues(last: Response, part: Response) -> bool:
+    """Fold `part` into `last` when it continues it; False when it stays a part of its own."""
+    if "text" not in part or not part.keys() <= _TEXT_KEYS:
+        return False  # functionCall, inlineData, …: kept as they are
+    signature = part.get("thoughtSignature")
+    if not part["text"]:
+        if signature and "thoughtSignature" in last:
+            return False  # two signatures: each stays on its own part
+        if signature:
+            last["thoughtSignature"] = signature  # the trailing signature of the part before it
+        return True  # an empty part carries nothing else
+    if ("text" not in last or not last.keys() <= _TEXT_KEYS or "thoughtSignature" in last
+            or bool(last.get("thought")) != bool(part.get("thought"))):
+        return False  # a signed part is closed; thoughts and visible text never mix
+    last["text"] += part["text"]
+    if signature:
+        last["thoughtSignature"] = signature
+    return True
