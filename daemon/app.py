@@ -16,7 +16,8 @@ from .accounts.signatures import SignatureStore
 from .accounts.store import AccountStore, StoreError
 from .accounts.tokens import TokenManager
 from .config import Settings
-from .handlers import anthropic, models, openai_chat, status
+from .dispatch.recent_responses import RecentResponses
+from .handlers import anthropic, gemini, models, openai_chat, responses, status
 from .http_client.dial import ProxyConfig
 from .http_client.pool import ConnectionPool
 from .http_server.response import JSON
@@ -47,8 +48,9 @@ class App:
         self.signatures = SignatureStore(settings.data_dir)
         self.signatures.load()
         self.models = ModelDirectory(self)
+        self.responses = RecentResponses()
         self.router = Router()
-        for handlers in (status, anthropic, models, openai_chat):
+        for handlers in (status, anthropic, models, openai_chat, responses, gemini):
             handlers.register(self.router, self)
         self._watcher: asyncio.Task[None] | None = None
 

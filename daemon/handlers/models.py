@@ -1,5 +1,5 @@
-"""Model lists in each protocol's shape: Anthropic and OpenAI on /v1/models (told apart by
-the `anthropic-version` header), Gemini on /v1beta/models. Served ids come from the
+"""Model lists in each protocol's shape: Anthropic, OpenAI and Gemini on /v1/models (told
+apart by the headers each SDK sends), Gemini on /v1beta/models too. Served ids come from the
 upstream catalogue; the user's AGPROXY_MODEL_MAP names are listed as aliases."""
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ CREATED = 1767225600  # 2026-01-01: the catalogue has no dates; a fixed one keep
 def register(router: Router, app: App) -> None:
     for path in ("/v1/models", "/anthropic/v1/models", "/models"):
         router.add("GET", path, lambda request, response: _list(app, request, response))
-    router.add("GET", "/v1/models/{model}", lambda request, response: _one(app, request, response))
     router.add("GET", "/v1beta/models", lambda request, response: _gemini_list(app, request, response))
 
 
@@ -37,7 +36,16 @@ async def entries(app: App) -> list[tuple[str, ModelInfo]]:
     return listed
 
 
+def is_gemini_client(request: Request) -> bool:
+    """google-genai (whose default API version may be v1) and Gemini REST callers."""
+    return (request.header(b"x-goog-api-key") is not None or request.header(b"x-goog-api-client") is not None
+            or "key=" in request.query)
+
+
 async def _list(app: App, request: Request, response: Responder) -> None:
+    if is_gemini_client(request):
+        await _gemini_list(app, request, response)
+        return
     anthropic = request.header(b"anthropic-version") is not None
     try:
         authenticate(app, request)
@@ -54,7 +62,7 @@ async def _list(app: App, request: Request, response: Responder) -> None:
         response.respond_json(200, {"object": "list", "data": [_openai(name) for name, _ in listed]})
 
 
-async def _one(app: App, request: Request, response: Responder) -> None:
+async def openai_model(app: App, request: Request, response: Responder) -> None:
     name = request.params["model"]
     try:
         authenticate(app, request)

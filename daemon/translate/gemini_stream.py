@@ -20,7 +20,7 @@ from .client_errors import gemini_error
 
 Response = dict[str, Any]
 
-_HEAD = b'{"response":'
+_HEAD = b'{"response":{'  # compact, as the upstream sends it
 # The wrapper's own keys besides "response" (upstream doc §4.10), in any order.
 _TAIL_KEYS = (b',"traceId":', b',"metadata":', b',"consumedCredits":', b',"remainingCredits":')
 _REJECTED = VERSION_REJECTED.encode()
@@ -33,19 +33,22 @@ HEARTBEAT = b"\r\n"
 
 def unwrap(document: bytes) -> bytes:
     """The inner GenerateContentResponse of one upstream event, a unary body or a bare response."""
-    if document.startswith(_HEAD) and document[12:13] == b"{":
+    if document.startswith(_HEAD):
         # Why the cut is sound: in JSON a quote inside a string is always escaped, so `,"traceId":`
-        # can only be an object key. rfind returns the key's last occurrence, which is the wrapper's
-        # own when the wrapper has that key. `{` + the bytes after the comma parses only when the key
-        # sits at the wrapper's top level: a cut inside the response leaves its closers unbalanced.
-        # The first top-level key after "response" is where the response ends.
-        for cut in sorted(p for p in map(document.rfind, _TAIL_KEYS) if p > 0):
+        # can only be an object key. rfind returns a key's last occurrence, which is the wrapper's
+        # own when the wrapper has that key, so the first hit is the first wrapper key after
+        # "response", where the response ends. Unless a key of that name sits inside the response:
+        # then `{` + the bytes after the comma does not parse (the response's closers are left
+        # unbalanced), and the whole document is parsed instead.
+        hits = [found for found in map(document.rfind, _TAIL_KEYS) if found > 0]
+        if hits:
+            cut = min(hits)
             try:
                 orjson.loads(b"{" + document[cut + 1:])
+                return document[12:cut]
             except orjson.JSONDecodeError:
-                continue  # a key of that name inside the response
-            return document[12:cut]
-        if document.endswith(b"}}"):
+                pass
+        elif document.endswith(b"}}"):
             return document[12:-1]  # `{"response":{…}}`: no wrapper key at all
     try:  # anything else: a bare response, another key order, pretty-printed (unary bodies are)
         parsed = orjson.loads(document)
@@ -91,7 +94,8 @@ class GeminiPassthrough:
                     continue
                 out.append(self._held)  # more candidates after a finish: not ours to reorder
                 self._held = None
-            if b'Reason"' in inner and _finishes(orjson.loads(inner)):  # finishReason or blockReason
+            # finishReason or blockReason (rfind: CPython searches backwards faster than forwards)
+            if inner.rfind(b'Reason"') >= 0 and _finishes(orjson.loads(inner)):
                 self.finished = True
                 self._held = inner
             else:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..upstream import models
+from ..upstream.catalog import MAX_OUTPUT
 
 # Budgets for adaptive thinking by effort (decision recorded in client-protocols.md §7.8).
 EFFORT_BUDGETS = {"minimal": 1024, "low": 4096, "medium": 16384, "high": 32000}
 EFFORT_LEVELS = {"none": "low", "minimal": "low", "low": "low", "medium": "medium", "high": "high",
                  "xhigh": "high", "max": "high"}
-MAX_OUTPUT = {"claude": 64000, "gemini": 65535, "other": 32768}  # per-family caps from the catalogue
 MIN_CLAUDE_BUDGET = 1024
 BUDGET_HEADROOM = 8192  # output room left beside a raised budget (ACP's choice)
 GEMINI_25_BUDGET = {"gemini-2.5-flash": (0, 24576), "gemini-2.5-pro": (128, 32768)}

@@ -76,7 +76,7 @@ def build(conversation: Conversation, *, model: str, session_key: str, signature
 
     plan = _plan(conversation, model)
     request: dict[str, Any] = {"contents": contents, "generationConfig": _generation_config(conversation, plan, family)}
-    system = [{"text": text} for text in (_system_text(t, rewrites) for t in conversation.system) if text]
+    system = [{"text": text} for text in (system_text(t, rewrites) for t in conversation.system) if text]
     if system:
         request["systemInstruction"] = {"role": "user", "parts": system}
     if declarations:
@@ -91,7 +91,7 @@ def session_id(key: str) -> str:
     return "-%d" % (int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1)
 
 
-def _system_text(text: str, rewrites: tuple[tuple[str, str], ...]) -> str:
+def system_text(text: str, rewrites: tuple[tuple[str, str], ...] = DEFAULT_REWRITES) -> str:
     if not text.strip() or text.startswith(BILLING_HEADER):
         return ""
     for old, new in rewrites:

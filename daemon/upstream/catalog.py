@@ -10,6 +10,11 @@ import orjson
 from . import models
 from .models import KNOWN_MODELS
 
+# Output caps by family, for models the catalogue does not describe (upstream doc §4.3).
+# The catalogue also lists the IDE's internal completion models (chat_…, tab_…): not for clients.
+SERVED_PREFIXES = ("claude", "gemini", "gpt")
+MAX_OUTPUT = {"claude": 64000, "gemini": 65535, "other": 32768}
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -22,7 +27,7 @@ class ModelInfo:
 
 def static_catalogue() -> dict[str, ModelInfo]:
     """What the daemon knows without asking an account (upstream doc §5.1)."""
-    return {name: _info(name, {}) for name in KNOWN_MODELS}
+    return {name: describe(name) for name in KNOWN_MODELS}
 
 
 def parse(body: bytes) -> dict[str, ModelInfo]:
@@ -34,15 +39,21 @@ def parse(body: bytes) -> dict[str, ModelInfo]:
     entries = document.get("models") if isinstance(document, dict) else None
     if not isinstance(entries, dict):
         return {}
-    return {name: _info(name, entry) for name, entry in entries.items() if isinstance(entry, dict)}
+    return {name: describe(name, entry) for name, entry in entries.items()
+            if isinstance(entry, dict) and name.startswith(SERVED_PREFIXES) and not entry.get("isInternal")}
 
 
-def _info(name: str, entry: dict[str, Any]) -> ModelInfo:
+def describe(name: str, entry: dict[str, Any] | None = None) -> ModelInfo:
+    """A model from its catalogue entry; what is missing comes from the family's usual limits."""
+    entry = entry or {}
+
     def count(key: str, default: int) -> int:
         value = entry.get(key)
         return value if isinstance(value, int) and value > 0 else default
 
-    default_output = {"claude": 64000, "gemini": 65535}.get(models.family(name), 32768)
-    return ModelInfo(name, str(entry.get("displayName") or name), count("maxTokens", 1048576 if name.startswith("gemini")
-                                                                    else 200000),
-                     count("maxOutputTokens", default_output), bool(entry.get("supportsThinking", models.supports_thinking(name))))
+    gemini = models.family(name) == "gemini"
+    return ModelInfo(
+        name, str(entry.get("displayName") or name), count("maxTokens", 1048576 if gemini else 200000),
+        count("maxOutputTokens", MAX_OUTPUT[models.family(name)]),
+        bool(entry.get("supportsThinking", models.supports_thinking(name))),
+    )
