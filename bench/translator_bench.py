@@ -2,18 +2,21 @@
 """Micro-benchmark of the sans-I/O streaming path: CPU microseconds per upstream event.
 
 Feeds one synthetic upstream stream (the shape the peer bench's fake sends: N text events
-of B bytes, then a finishing event with usage; CRLF framing, all in one read) through the
-SSE decoder, the upstream decoder, the Anthropic state machine and its frame encoder,
-many times over, and reports process CPU time per upstream event. No sockets, no clock
-inside the measured code; the numbers are for comparing changes on one machine.
+of B bytes, then a finishing event with usage; CRLF framing, all in one read) through
+exactly what the runner does per protocol: the SSE decoder, the protocol's Reader
+(dispatch/translating.py for translated protocols, the byte-level Gemini passthrough for
+native Gemini clients) and the frame encoder, many times over, and reports process CPU
+time per upstream event for each protocol, plus the Gemini passthrough's cost as a share
+of the OpenAI Chat translation's. No sockets, no clock inside the measured code; the
+numbers are for comparing changes on one machine, in one run.
 
-    python bench/translator_bench.py [--events 200] [--bytes 40] [--repeat 500]
+    python bench/translator_bench.py [--events 200] [--bytes 40] [--repeat 300]
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,9 +25,27 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from daemon.dispatch.translating import Translating  # noqa: E402
 from daemon.sse import SSEDecoder  # noqa: E402
-from daemon.translate.anthropic_stream import AnthropicStream, encode  # noqa: E402
-from daemon.upstream.decode import StreamDecoder  # noqa: E402
+from daemon.translate import anthropic_stream, gemini_stream, openai_chat_stream, responses_stream  # noqa: E402
+
+
+def new_call_id() -> str:
+    return "call_bench"
+
+
+PROTOCOLS = {
+    "anthropic": (lambda: Translating(anthropic_stream.AnthropicStream(
+        message_id="msg_bench", model="claude-sonnet-4-6", thinking=False, tool_names={}, new_tool_id=new_call_id), ()),
+        anthropic_stream.encode),
+    "openai-chat": (lambda: Translating(openai_chat_stream.ChatStream(
+        completion_id="chatcmpl-bench", model="claude-sonnet-4-6", created=0, reasoning=False, include_usage=True,
+        tool_names={}, new_call_id=new_call_id), ()), openai_chat_stream.encode),
+    "responses": (lambda: Translating(responses_stream.ResponsesStream(
+        response_id="resp_bench", model="claude-sonnet-4-6", created=0, reasoning=False, tools={},
+        new_call_id=new_call_id, new_item_id=lambda prefix: prefix + "_bench", echo={}), ()), responses_stream.encode),
+    "gemini-passthrough": (gemini_stream.GeminiPassthrough, gemini_stream.encode),
+}
 
 
 def upstream_stream(events: int, size: int) -> bytes:
@@ -40,35 +61,41 @@ def upstream_stream(events: int, size: int) -> bytes:
     return b"".join(frames)
 
 
-def translate_once(raw: bytes) -> int:
-    ids = itertools.count()
-    machine = AnthropicStream(message_id="msg_bench", model="claude-sonnet-4-6", thinking=False, tool_names={},
-                              new_tool_id=lambda: f"toolu_{next(ids)}")
-    sse, decoder = SSEDecoder(), StreamDecoder()
-    out: list[dict] = []
-    for event in sse.feed(raw):
-        for neutral in decoder.feed(orjson.loads(event.data)):
-            out += machine.feed(neutral)
-    out += machine.feed(decoder.end())
-    return len(encode(out))
+def run_once(protocol: str, raw: bytes) -> int:
+    new_reader, encode = PROTOCOLS[protocol]
+    reader = new_reader()
+    sse = SSEDecoder()
+    events, _ = reader.step(event.data for event in sse.feed(raw))
+    return len(encode(events + reader.end()))
+
+
+def cpu_per_event(protocol: str, raw: bytes, events: int, repeat: int) -> float:
+    for _ in range(20):
+        run_once(protocol, raw)  # warm-up
+    started = time.process_time()
+    for _ in range(repeat):
+        run_once(protocol, raw)
+    return (time.process_time() - started) / (repeat * (events + 1)) * 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--bytes", type=int, default=40)
-    parser.add_argument("--repeat", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; the median is reported")
     args = parser.parse_args()
     raw = upstream_stream(args.events, args.bytes)
-    for _ in range(20):
-        translate_once(raw)  # warm-up
-    started = time.process_time()
-    for _ in range(args.repeat):
-        translate_once(raw)
-    spent = time.process_time() - started
-    per_event = spent / (args.repeat * (args.events + 1)) * 1e6
-    print(f"{args.events} events x {args.bytes} B, {args.repeat} streams: "
-          f"{per_event:.2f} us CPU per upstream event, {spent / args.repeat * 1000:.3f} ms per stream")
+    samples: dict[str, list[float]] = {name: [] for name in PROTOCOLS}
+    for _ in range(args.rounds):
+        for name in PROTOCOLS:
+            samples[name].append(cpu_per_event(name, raw, args.events, args.repeat))
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    print(f"{args.events} events x {args.bytes} B, {args.repeat} streams x {args.rounds} rounds (median):")
+    for name, value in median.items():
+        print(f"  {name:20} {value:6.2f} us CPU per upstream event")
+    share = median["gemini-passthrough"] / median["openai-chat"]
+    print(f"  gemini passthrough / openai-chat translation: {share:.0%}")
 
 
 if __name__ == "__main__":
