@@ -24,6 +24,13 @@ PURE_MODULES = [
     "upstream/endpoints.py",
     "accounts/model.py",
     "accounts/doctor.py",
+    "upstream/decode.py",
+    "upstream/catalog.py",
+    "upstream/models.py",
+    "dispatch/translating.py",
+    "dispatch/outcomes.py",
+    "dispatch/recent_responses.py",
+    *sorted(str(p.relative_to(DAEMON)) for p in (DAEMON / "translate").glob("*.py")),
 ]
 IO_IMPORTS = {"asyncio", "socket", "ssl", "uvloop", "selectors", "subprocess", "threading"}
 IO_MODULES = {"daemon.serve", "daemon.app", "daemon.http_client", "daemon.http_server.protocol"}
