@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from . import limits
 from .redact import Secret
 
@@ -97,6 +99,15 @@ def _model_map(text: str) -> tuple[tuple[str, str], ...]:
             raise ValueError
         pairs.append((pattern.strip(), target.strip()))
     return tuple(pairs)
+
+
+def _rewrites(text: str) -> tuple[tuple[str, str], ...]:
+    if not text.strip():
+        return ()
+    table = orjson.loads(text)
+    if not isinstance(table, dict) or not all(isinstance(k, str) and k and isinstance(v, str) for k, v in table.items()):
+        raise ValueError
+    return tuple(table.items())
 
 
 def _text(text: str) -> str:
@@ -226,6 +237,9 @@ ENV: tuple[Var, ...] = (
         "send a keep-alive frame when a stream has been silent this long (proxies cut idle streams)"),
     Var("AGPROXY_MODEL_MAP", "model_map", "", _model_map, "comma-separated pattern=model pairs",
         "extra client→upstream model names, tried before the built-in family defaults (e.g. claude-opus-*=claude-opus-4-6-thinking)"),
+    Var("AGPROXY_IDENTITY_REWRITES", "identity_rewrites", "", _rewrites, 'a JSON object {"sentence": "replacement"}',
+        "system-text sentences to reword before they reach the upstream, besides the built-in Claude Agent SDK and "
+        "Codex identity lines (the upstream answers them with a false 429)"),
     Var("AGPROXY_SSE_MAX_EVENT_BYTES", "sse_max_event_bytes", _size_text(limits.SSE_MAX_EVENT_BYTES), _size, "a size like 16MiB",
         "largest single upstream SSE event"),
     Var("HTTPS_PROXY", "https_proxy", "", _optional_url, "an http(s) URL or empty",
@@ -269,6 +283,7 @@ class Settings:
     upstream_pool_size: int
     stream_heartbeat: float
     model_map: tuple[tuple[str, str], ...]
+    identity_rewrites: tuple[tuple[str, str], ...]
     sse_max_event_bytes: int
     https_proxy: str | None
     http_proxy: str | None

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLAUDE_CODE_VERSION=2.1.330
+CODEX_VERSION=0.169.0
 REFERENCE_TOKENIZER_SDK=0.30.0
 
 if [[ ! -x .venv/bin/python ]]; then
@@ -18,6 +19,10 @@ clients=tests/.clients
 if ! grep -qs "\"version\": \"$CLAUDE_CODE_VERSION\"" "$clients/node_modules/@anthropic-ai/claude-code/package.json"; then
   npm install --prefix "$clients" --no-audit --no-fund --loglevel=error \
     "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >/dev/null
+fi
+if ! grep -qs "\"version\": \"$CODEX_VERSION\"" "$clients/node_modules/@openai/codex/package.json"; then
+  npm install --prefix "$clients" --no-audit --no-fund --loglevel=error \
+    "@openai/codex@$CODEX_VERSION" >/dev/null
 fi
 
 # A reference tokenizer for the count_tokens accuracy test: the Claude tokenizer that older

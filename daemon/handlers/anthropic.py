@@ -39,7 +39,7 @@ async def _messages(app: App, request: Request, response: Responder) -> None:
         model = resolve_model(app, body["model"])
         await media.inline_anthropic_urls(app, body)
         translated = anthropic_request.translate(body, model=model, session_key=session_key(request, body),
-                                                 signatures=app.signatures)
+                                                 signatures=app.signatures, rewrites=app.settings.identity_rewrites)
     except ProxyError as error:
         _error(response, error, request)
         return

@@ -42,7 +42,8 @@ async def _call(app: App, request: Request, response: Responder) -> None:
         model = _resolve(app, name)
         if method == "countTokens":
             body = body.get("generateContentRequest") or body  # the REST form nests the request
-        upstream_request = gemini_request.prepare(body, model=model, session_key=_session_key(request, body))
+        upstream_request = gemini_request.prepare(body, model=model, session_key=_session_key(request, body),
+                                                  rewrites=app.settings.identity_rewrites)
     except ProxyError as error:
         response.respond(*client_errors.gemini(error, request.request_id))
         return

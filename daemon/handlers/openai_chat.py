@@ -35,7 +35,8 @@ async def _completions(app: App, request: Request, response: Responder) -> None:
         model = resolve_model(app, body["model"])
         await media.inline_openai_urls(app, body)
         translated = build(openai_chat_request.parse(body), model=model, session_key=session_key(request, body),
-                           signatures=app.signatures)
+                           signatures=app.signatures,
+                           rewrites=app.settings.identity_rewrites)
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return

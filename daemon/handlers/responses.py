@@ -41,7 +41,8 @@ async def _create(app: App, request: Request, response: Responder) -> None:
         history = _history(app, body.get("previous_response_id"))
         await media.inline_openai_urls(app, body)
         conversation, kinds = responses_request.parse(body, history)
-        translated = build(conversation, model=model, session_key=session_key(request, body), signatures=app.signatures)
+        translated = build(conversation, model=model, session_key=session_key(request, body), signatures=app.signatures,
+                           rewrites=app.settings.identity_rewrites)
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return

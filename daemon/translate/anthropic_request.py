@@ -26,8 +26,9 @@ from .conversation import (
 from .upstream_request import SignatureLookup, Translated, build
 
 
-def translate(body: Any, *, model: str, session_key: str, signatures: SignatureLookup) -> Translated:
-    return build(parse(body), model=model, session_key=session_key, signatures=signatures)
+def translate(body: Any, *, model: str, session_key: str, signatures: SignatureLookup,
+              rewrites: tuple[tuple[str, str], ...] = ()) -> Translated:
+    return build(parse(body), model=model, session_key=session_key, signatures=signatures, rewrites=rewrites)
 
 
 def parse(body: Any) -> Conversation:
@@ -49,6 +50,7 @@ def parse(body: Any) -> Conversation:
     conversation.tool_choice = {"any": "any", "tool": "tool", "none": "none"}.get(str(choice.get("type")), "auto")
     conversation.forced_tool = str(choice.get("name") or "")
     conversation.thinking = _thinking(body)
+    _output_format(conversation, body.get("output_config"))
     conversation.temperature = number(body, "temperature", 0, 1)
     conversation.top_p = number(body, "top_p", 0, 1)
     top_k = body.get("top_k")
@@ -62,6 +64,15 @@ def _thinking(body: dict[str, Any]) -> Thinking:
     budget = thinking.get("budget_tokens")
     return Thinking(str(thinking.get("type") or "disabled"), budget if isinstance(budget, int) else None,
                     output_config.get("effort"))
+
+
+def _output_format(conversation: Conversation, output_config: Any) -> None:
+    """Structured output: `output_config.format` of type json_schema."""
+    spec = output_config.get("format") if isinstance(output_config, dict) else None
+    if isinstance(spec, dict) and spec.get("type") == "json_schema":
+        if not isinstance(spec.get("schema"), dict):
+            raise invalid("output_config.format.schema: must be a JSON schema object")
+        conversation.response_schema = spec["schema"]
 
 
 def _system(system: Any) -> list[str]:
@@ -139,6 +150,10 @@ def _content_part(block: dict[str, Any], where: str) -> list[Part]:
         if source.get("type") == "text" and source.get("data"):
             return [Text(str(source["data"]))]
         raise invalid(f"{where}.source: expected a base64, url or text source")
+    if kind == "search_result":  # a tool's search hit: its title, source and text
+        texts = [str(b.get("text") or "") for b in block.get("content") or () if isinstance(b, dict)]
+        header = " — ".join(str(block[key]) for key in ("title", "source") if block.get(key))
+        return [Text("\n".join(filter(None, [header, *texts])))]
     return []  # thinking and tool_use mean nothing in a user turn; server-tool blocks carry nothing
 
 

@@ -23,14 +23,14 @@ SNAKE_CASE = {"system_instruction": "systemInstruction", "generation_config": "g
               "tool_config": "toolConfig", "safety_settings": "safetySettings"}
 
 
-def prepare(body: dict[str, Any], *, model: str, session_key: str) -> dict[str, Any]:
+def prepare(body: dict[str, Any], *, model: str, session_key: str, rewrites: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     body = {SNAKE_CASE.get(key, key): value for key, value in body.items()}
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise invalid("contents: must be a non-empty array of Content")
     request = {key: body[key] for key in COPIED if body.get(key) is not None}
     family = models.family(model)
-    system = _system(body.get("systemInstruction"))
+    system = _system(body.get("systemInstruction"), rewrites)
     if system:
         request["systemInstruction"] = system
     else:
@@ -42,7 +42,7 @@ def prepare(body: dict[str, Any], *, model: str, session_key: str) -> dict[str, 
     return request
 
 
-def _system(instruction: Any) -> dict[str, Any] | None:
+def _system(instruction: Any, rewrites: tuple[tuple[str, str], ...]) -> dict[str, Any] | None:
     if instruction is None:
         return None
     if isinstance(instruction, str):
@@ -52,7 +52,7 @@ def _system(instruction: Any) -> dict[str, Any] | None:
     parts = []
     for part in instruction["parts"]:
         if isinstance(part, dict) and isinstance(part.get("text"), str):
-            text = system_text(part["text"])
+            text = system_text(part["text"], rewrites)
             if text:
                 parts.append({**part, "text": text})
         elif isinstance(part, dict):

@@ -4,7 +4,8 @@ The upstream wraps every GenerateContentResponse as `{"response": {…}, "traceI
 "metadata": {}, …}` (upstream doc §4.10); a Gemini client must get exactly the inner object
 (client-protocols.md §5.4). This runs once per event for every native client, so it cuts bytes
 instead of parsing and re-encoding: only the small wrapper tail is parsed, to prove the cut.
-Finish reasons pass through as they are (§6); only an end without any finish is an error.
+Finish reasons pass through as they are, failed generations (decode.FAILED_GENERATION) included:
+Gemini clients know them (§6). Only an end without any finish is an error.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from .client_errors import gemini_error
 Response = dict[str, Any]
 
 _HEAD = b'{"response":{'  # compact, as the upstream sends it
-# The wrapper's own keys besides "response" (upstream doc §4.10), in any order.
-_TAIL_KEYS = (b',"traceId":', b',"metadata":', b',"consumedCredits":', b',"remainingCredits":')
+# The wrapper's keys besides "response" (upstream doc §4.10): traceId (a string, first), metadata
+# (the only object), consumedCredits and remainingCredits (arrays).
+_TRACE = b',"traceId":'
+_METADATA = b',"metadata":'
 _REJECTED = VERSION_REJECTED.encode()
 _TEXT_KEYS = frozenset({"text", "thought", "thoughtSignature"})
 
@@ -33,23 +36,13 @@ HEARTBEAT = b"\r\n"
 
 def unwrap(document: bytes) -> bytes:
     """The inner GenerateContentResponse of one upstream event, a unary body or a bare response."""
-    if document.startswith(_HEAD):
-        # Why the cut is sound: in JSON a quote inside a string is always escaped, so `,"traceId":`
-        # can only be an object key. rfind returns a key's last occurrence, which is the wrapper's
-        # own when the wrapper has that key, so the first hit is the first wrapper key after
-        # "response", where the response ends. Unless a key of that name sits inside the response:
-        # then `{` + the bytes after the comma does not parse (the response's closers are left
-        # unbalanced), and the whole document is parsed instead.
-        hits = [found for found in map(document.rfind, _TAIL_KEYS) if found > 0]
-        if hits:
-            cut = min(hits)
-            try:
-                orjson.loads(b"{" + document[cut + 1:])
-                return document[12:cut]
-            except orjson.JSONDecodeError:
-                pass
-        elif document.endswith(b"}}"):
-            return document[12:-1]  # `{"response":{…}}`: no wrapper key at all
+    # A line feed means a multi-line `data:` event: never forward it, as it would break the framing.
+    if document.startswith(_HEAD) and document.find(b"\n") < 0:
+        cut = document.rfind(_TRACE)
+        if cut > 0 and _response_ends_at(document, cut):
+            return document[12:cut]
+        if cut < 0 and document.endswith(b"}}") and document.rfind(_METADATA) < 0:
+            return document[12:-1]  # `{"response":{…}}`: the last entry is an object, not metadata
     try:  # anything else: a bare response, another key order, pretty-printed (unary bodies are)
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError:
@@ -58,6 +51,20 @@ def unwrap(document: bytes) -> bytes:
     if not isinstance(inner, dict):
         raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not an object")
     return orjson.dumps(inner)
+
+
+def _response_ends_at(document: bytes, cut: int) -> bool:
+    """Whether the response ends where the last `,"traceId":` starts. Why that is sound: in JSON a
+    quote inside a string is always escaped, so the match is an object key, and the last one is the
+    wrapper's own when the wrapper has one. `{` + the bytes after the comma parses only if that key
+    is at the wrapper's top level: a cut inside the response leaves its closers unbalanced. A wrapper
+    entry placed before traceId would end right before the cut: in `]` for the credit arrays, in `}`
+    only for metadata, which is then looked for."""
+    try:
+        tail = orjson.loads(b"{" + document[cut + 1:])
+    except orjson.JSONDecodeError:
+        return False  # a traceId key inside the response, none in the wrapper
+    return document[cut - 1] == 0x7D and ("metadata" in tail or document.rfind(_METADATA, 0, cut) < 0)
 
 
 class GeminiPassthrough:
@@ -81,10 +88,12 @@ class GeminiPassthrough:
         for document in documents:
             inner = unwrap(document)
             # Byte checks: a quoted name cannot hide in a string (quotes are escaped there), so a hit is
-            # a key; one inside functionCall args is still inside candidates, and a false `Reason"`
-            # hit only costs one parse.
-            content = b'"candidates"' in inner or b'"promptFeedback"' in inner
-            if not self._content and _REJECTED in inner:
+            # a key; one inside functionCall args is still inside candidates, and a false finish hit
+            # only costs one parse. The upstream puts candidates first, so startswith usually decides.
+            # (rfind: CPython searches bytes backwards faster than `in` does forwards.)
+            content = (inner.startswith(b'{"candidates":') or inner.rfind(b'"candidates"') >= 0
+                       or inner.rfind(b'"promptFeedback"') >= 0)
+            if not self._content and inner.rfind(_REJECTED) >= 0:
                 StreamDecoder().feed(orjson.loads(inner))  # raises when the answer starts with that notice
             self._content = self._content or content
             meaningful = meaningful or content
@@ -94,8 +103,7 @@ class GeminiPassthrough:
                     continue
                 out.append(self._held)  # more candidates after a finish: not ours to reorder
                 self._held = None
-            # finishReason or blockReason (rfind: CPython searches backwards faster than forwards)
-            if inner.rfind(b'Reason"') >= 0 and _finishes(orjson.loads(inner)):
+            if inner.rfind(b'Reason"') >= 0 and _finishes(orjson.loads(inner)):  # finishReason, blockReason
                 self.finished = True
                 self._held = inner
             else:
@@ -129,7 +137,9 @@ def _folded(finish: bytes, later: bytes) -> bytes:
 
 
 def encode(events: list[bytes]) -> bytes:
-    return b"".join([b"data: " + event + b"\r\n\r\n" for event in events])  # CRLF, like the real service
+    if not events:
+        return b""
+    return b"data: " + b"\r\n\r\ndata: ".join(events) + b"\r\n\r\n"  # CRLF, like the real service
 
 
 class GeminiAccumulator:

@@ -140,8 +140,14 @@ def _tool(function: Any, where: str) -> Tool:
 
 def _tool_choice(choice: Any) -> tuple[str, str]:
     if isinstance(choice, dict):
-        function = choice.get("function") if isinstance(choice.get("function"), dict) else choice
-        return "tool", str(function.get("name") or "")
+        kind = choice.get("type")
+        if kind == "allowed_tools":  # a subset of tools: the upstream can only force all or one
+            allowed = choice.get("allowed_tools") if isinstance(choice.get("allowed_tools"), dict) else {}
+            return ("any" if allowed.get("mode") == "required" else "auto"), ""
+        function = choice.get("function") if isinstance(choice.get("function"), dict) else choice  # legacy function_call
+        if kind in ("function", None) and function.get("name"):
+            return "tool", str(function["name"])
+        return "auto", ""
     return {"required": "any", "none": "none"}.get(str(choice), "auto"), ""
 
 

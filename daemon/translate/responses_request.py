@@ -30,6 +30,7 @@ from .conversation import (
     text_of,
 )
 
+DEFAULT_EFFORT = "medium"  # OpenAI's own default for reasoning models
 CUSTOM_INPUT = "input"  # the one string property a freeform tool is declared with
 LOCAL_SHELL = "local_shell"
 _LOCAL_SHELL_SCHEMA = {
@@ -64,7 +65,10 @@ def parse(body: dict[str, Any], history: list[Any]) -> tuple[Conversation, dict[
     kinds = _tools(conversation, body.get("tools"))
     _tool_choice(conversation, body.get("tool_choice"))
     reasoning = body.get("reasoning")
-    conversation.thinking = effort_thinking(reasoning.get("effort") if isinstance(reasoning, dict) else None, "reasoning.effort")
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    if effort is None and isinstance(reasoning, dict) and reasoning.get("summary") is not None:
+        effort = DEFAULT_EFFORT  # summaries asked for without an effort (Codex's default): think
+    conversation.thinking = effort_thinking(effort, "reasoning.effort")
     conversation.temperature = number(body, "temperature", 0, 2)
     conversation.top_p = number(body, "top_p", 0, 1)
     _text_format(conversation, body.get("text"))

@@ -105,7 +105,10 @@ class ResponsesStream:
         if self.state is State.FRESH:
             self._start(out)
         self._close(out)  # the grammar has no open item before the terminal event
-        error_body = {"code": FAILURE_CODES.get(error.kind, "server_error"), "message": error.message}
+        message = error.message
+        if error.retry_after is not None:  # Codex waits this long before retrying (CODEX sse/responses.rs)
+            message += f" Please try again in {error.retry_after:.1f}s."
+        error_body = {"code": FAILURE_CODES.get(error.kind, "server_error"), "message": message}
         self._end("response.failed", "failed", out, error=error_body)
         return out
 

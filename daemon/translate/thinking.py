@@ -50,6 +50,8 @@ def plan(model: str, requested: str, budget: int | None, effort: str | None, max
         return ThinkingPlan({"includeThoughts": True, "thinkingBudget": target}, max_out, True, True)
     if models.is_gemini3(model):
         level = EFFORT_LEVELS.get(effort or "", "") or _level_for_budget(budget)
+        if effort in ("none", "minimal") and _is_flash(model):
+            level = "minimal"  # Flash has a lower level than Pro's "low" (client-protocols.md §7.8)
         return ThinkingPlan({"includeThoughts": True, "thinkingLevel": level}, max_out, True, False)
     low, high = GEMINI_25_BUDGET.get(model, (0, 24576))
     value = -1 if requested == "adaptive" or not budget else max(low, min(budget, high))
@@ -57,9 +59,13 @@ def plan(model: str, requested: str, budget: int | None, effort: str | None, max
 
 
 def _off(model: str) -> dict[str, Any] | None:
-    if models.is_gemini3(model):
-        return {"includeThoughts": False, "thinkingLevel": "low"}  # Gemini 3 cannot switch thinking off
+    if models.is_gemini3(model):  # Gemini 3 cannot switch thinking off: its lowest level
+        return {"includeThoughts": False, "thinkingLevel": "minimal" if _is_flash(model) else "low"}
     return None
+
+
+def _is_flash(model: str) -> bool:
+    return "flash" in model
 
 
 def _level_for_budget(budget: int | None) -> str:

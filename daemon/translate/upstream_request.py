@@ -33,7 +33,8 @@ INTERRUPTED = "[Tool call was interrupted.]"
 # System lines the upstream answers with a fake bare 429 (client-protocols.md §7.2): Claude
 # Code's per-request billing header is dropped, known identity sentences are reworded.
 BILLING_HEADER = "x-anthropic-billing-header:"
-DEFAULT_REWRITES: tuple[tuple[str, str], ...] = (
+IDENTITY_REWRITES: tuple[tuple[str, str], ...] = (
+    ("You are a Claude agent, built on Anthropic's Claude Agent SDK.", "You are a coding agent."),
     ("You are Codex, an agent based on GPT-5.", "You are a coding agent."),
 )
 
@@ -65,7 +66,8 @@ class Translated:
 
 
 def build(conversation: Conversation, *, model: str, session_key: str, signatures: SignatureLookup,
-          rewrites: tuple[tuple[str, str], ...] = DEFAULT_REWRITES) -> Translated:
+          rewrites: tuple[tuple[str, str], ...] = ()) -> Translated:
+    """`rewrites`: the user's own identity rewrites, applied after the built-in ones."""
     family = models.family(model)
     tool_names: dict[str, str] = {}  # upstream → client
     declarations = _declarations(conversation, family, tool_names)
@@ -75,6 +77,10 @@ def build(conversation: Conversation, *, model: str, session_key: str, signature
         raise invalid("this model does not support assistant message prefill: the conversation must end with a user message")
 
     plan = _plan(conversation, model)
+    if family == "claude" and plan.config is not None and _unsigned_tool_loop(contents):
+        # Claude refuses a thinking request whose open tool loop has no signed thinking, and
+        # none could be restored: this one turn goes without thinking (client-protocols.md §7.8).
+        plan = _plan(conversation, model, requested="disabled")
     request: dict[str, Any] = {"contents": contents, "generationConfig": _generation_config(conversation, plan, family)}
     system = [{"text": text} for text in (system_text(t, rewrites) for t in conversation.system) if text]
     if system:
@@ -91,10 +97,10 @@ def session_id(key: str) -> str:
     return "-%d" % (int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1)
 
 
-def system_text(text: str, rewrites: tuple[tuple[str, str], ...] = DEFAULT_REWRITES) -> str:
+def system_text(text: str, rewrites: tuple[tuple[str, str], ...] = ()) -> str:
     if not text.strip() or text.startswith(BILLING_HEADER):
         return ""
-    for old, new in rewrites:
+    for old, new in (*IDENTITY_REWRITES, *rewrites):
         if old in text:
             text = text.replace(old, new)
     return text
@@ -140,6 +146,7 @@ class _Contents:
         others: list[dict[str, Any]] = []
         calls: list[str] = []
         carried = ""  # the signature of this turn's thinking, for Gemini's first call
+        first_call = next((part.id for part in parts if isinstance(part, Call)), "")
         for part in parts:
             if isinstance(part, Text) and part.text:
                 others.append({"text": part.text})
@@ -148,7 +155,8 @@ class _Contents:
             elif isinstance(part, Thought) and part.signature:
                 carried = part.signature
                 if self.family == "claude" and self._issued_by(part.signature, "claude"):
-                    thoughts.append({"text": part.text, "thought": True, "thoughtSignature": part.signature})
+                    text = part.text or self._sealed_thinking(first_call, part.signature)
+                    thoughts.append({"text": text, "thought": True, "thoughtSignature": part.signature})
             elif isinstance(part, Call):
                 upstream_name = self.names.get(part.name) or sanitize_function_name(part.name or "tool", set())
                 self.call_names[part.id] = upstream_name
@@ -165,6 +173,12 @@ class _Contents:
                 thoughts.append({"text": remembered.thinking, "thought": True, "thoughtSignature": remembered.signature})
         self.pending = calls
         return thoughts + others  # Claude wants thinking first (upstream doc §4.6)
+
+    def _sealed_thinking(self, call_id: str, signature: str) -> str:
+        """The thinking a signature seals, when the client replayed the signature without it
+        (a Responses reasoning item without a summary): Claude checks the pair."""
+        remembered = self.signatures.for_tool(call_id) if call_id else None
+        return remembered.thinking if remembered is not None and remembered.signature == signature else ""
 
     def _issued_by(self, signature: str, family: str) -> bool:
         """Whether a replayed signature may go to `family`: known ones must match; unknown
@@ -256,9 +270,17 @@ def _tool_choice(conversation: Conversation, family: str, names: dict[str, str])
 # --- thinking and sampling -----------------------------------------------------------------
 
 
-def _plan(conversation: Conversation, model: str) -> thinking_plan.ThinkingPlan:
+def _unsigned_tool_loop(contents: list[dict[str, Any]]) -> bool:
+    """The answer is awaited for calls whose model turn does not start with signed thinking."""
+    if len(contents) < 2 or contents[-2]["role"] != "model":
+        return False
+    parts = contents[-2]["parts"]
+    return any("functionCall" in part for part in parts) and not parts[0].get("thought")
+
+
+def _plan(conversation: Conversation, model: str, requested: str | None = None) -> thinking_plan.ThinkingPlan:
     thinking = conversation.thinking
-    requested = thinking.requested
+    requested = requested or thinking.requested
     if requested == "default":
         requested = "adaptive" if model.endswith("-thinking") else "disabled"
     if conversation.tool_choice in ("any", "tool"):

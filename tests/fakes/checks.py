@@ -396,6 +396,32 @@ def validate_generation(env: Any) -> Rejection | None:
     return None
 
 
+# --------------------------------------------------------------------------- client identity lines
+
+IDENTITY_FIXTURE = "error.429.RESOURCE_EXHAUSTED.bare-no-details.json"
+# System-text markers that make Antigravity answer a fake bare 429 (client-protocols.md §2.3, §7.2,
+# §10): Claude Code's volatile billing line and Codex's identity sentence.
+CLIENT_IDENTITY_MARKERS = (
+    "x-anthropic-billing-header:",
+    "You are Codex, an agent based on GPT-5.",
+)
+
+
+def client_identity(request: dict[str, Any]) -> str | None:
+    """The first identity marker found in the text of `request`'s systemInstruction, or None."""
+    value = system_instruction(request)
+    parts = value.get("parts") if isinstance(value, dict) else None
+    text = "\n".join(p["text"] for p in parts or () if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return next((marker for marker in CLIENT_IDENTITY_MARKERS if marker in text), None)
+
+
+def identity_rejection(marker: str) -> Rejection:
+    """The answer to a client identity line in systemInstruction: the real bare 429
+    RESOURCE_EXHAUSTED (no details, so it looks like quota); the daemon must strip or rewrite it."""
+    return Rejection(f"systemInstruction carries the client identity line {marker!r} (upstream answers a "
+                     "fake bare 429)", 429, scripts.fixture_bytes(IDENTITY_FIXTURE), "check_client_identity")
+
+
 # --------------------------------------------------------------------------- setup calls
 
 # ClientMetadata enums (doc §2.4, gemini-cli types.ts). "WINDOWS"/"MACOS" are what OC sends and

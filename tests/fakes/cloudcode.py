@@ -19,6 +19,8 @@ from .checks import (
     check_fetch_models,
     check_load_code_assist,
     check_onboard_user,
+    client_identity,
+    identity_rejection,
     system_instruction,
     validate_generation,
     version_too_old,
@@ -40,6 +42,8 @@ class CloudCodeEndpoints:
     _book: AccountBook
     strict_project: bool
     min_client_version: str | Sequence[int] | None
+    reject_client_identity: bool
+    _identity_rejections: list[tuple[int, str]]
     _next_reply: Callable[[str, str | None], scripts.Reply]
 
     # shared request steps
@@ -135,6 +139,12 @@ class CloudCodeEndpoints:
         if ex.refuse(validate_generation(env)) or not self._check_project_owner(ex, account, env["project"]):
             return
         generation = env["request"]
+        marker = client_identity(generation) if self.reject_client_identity else None
+        if marker is not None:  # answered before any generation: the script queue is left alone
+            with self._lock:
+                self._identity_rejections.append((ex.record.seq, marker))
+            ex.reject(identity_rejection(marker))
+            return
         prompt = count_text_tokens(generation.get("contents")) + count_text_tokens(system_instruction(generation))
         ctx = RenderContext(env["model"], max(1, prompt))
         if version_too_old(ex.record.header("User-Agent"), self.min_client_version):

@@ -100,6 +100,9 @@ class FakeUpstream(OAuthEndpoints, CloudCodeEndpoints):
         self.next_login_email: str | None = None  # who "logs in" at /o/oauth2/v2/auth
         self.next_login_error: str | None = None  # e.g. "access_denied": redirect with ?error=
         self.default_reply: scripts.Reply = scripts.default_reply()
+        # A client identity line in systemInstruction (Claude Code's billing header, Codex's
+        # "You are Codex, an agent based on GPT-5.") gets the real bare 429 and a violation.
+        self.reject_client_identity = True
 
         self.connections = 0
         self.tls_handshakes = 0
@@ -115,6 +118,7 @@ class FakeUpstream(OAuthEndpoints, CloudCodeEndpoints):
         self._queue: list[scripts.ScriptEntry] = []
         self._requests: list[RecordedRequest] = []
         self._violations: list[str] = []
+        self._identity_rejections: list[tuple[int, str]] = []
         self._server_errors: list[str] = []
         self._server: Server | None = None
         self._port: int | None = None
@@ -329,6 +333,12 @@ class FakeUpstream(OAuthEndpoints, CloudCodeEndpoints):
             time.sleep(POLL_INTERVAL)
 
     @property
+    def identity_rejections(self) -> list[tuple[int, str]]:
+        """(request seq, marker) of every generation answered with the identity-line 429."""
+        with self._lock:
+            return list(self._identity_rejections)
+
+    @property
     def violations(self) -> list[str]:
         with self._lock:
             return list(self._violations)
@@ -352,6 +362,7 @@ class FakeUpstream(OAuthEndpoints, CloudCodeEndpoints):
         with self._lock:
             self._requests.clear()
             self._violations.clear()
+            self._identity_rejections.clear()
             self._server_errors.clear()
             self._queue.clear()
             self.connections = self.tls_handshakes = self.tls_handshake_failures = 0

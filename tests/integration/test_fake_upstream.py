@@ -964,3 +964,43 @@ def test_stream_endpoint_requires_alt_sse(fake, client, token):
     reply = client.call("POST", "/v1internal:streamGenerateContent", envelope(), token=token)
     assert reply.status == 400
     assert fake.violations[0].startswith("[check_alt_sse]")
+
+
+IDENTITY_LINES = [
+    ("claude-opus-4-6-thinking", "x-anthropic-billing-header: cc_version=2.1.330.a1b; cc_entrypoint=sdk-cli;"),
+    ("gemini-3-flash", "You are Codex, an agent based on GPT-5. You and the user share the same workspace."),
+]
+
+
+@pytest.mark.parametrize("model, line", IDENTITY_LINES)
+def test_a_client_identity_line_in_the_system_text_gets_the_bare_429(fake, client, token, model, line):
+    system = {"role": "user", "parts": [{"text": "Be brief."}, {"text": line}]}
+    fake.script(s.stream_reply(s.text("scripted")))
+    for path in (STREAM, UNARY):
+        reply = client.call("POST", path, {**_with_request(systemInstruction=system), "model": model}, token=token)
+        assert reply.status == 429
+        assert reply.body == s.fixture_bytes("error.429.RESOURCE_EXHAUSTED.bare-no-details.json")
+    assert fake.pending_scripts == 1  # the scripted reply still waits
+    seqs = [r.seq for r in fake.generation_requests]
+    marker = line.split(" cc_version")[0] if "billing" in line else "You are Codex, an agent based on GPT-5."
+    assert fake.identity_rejections == [(seqs[0], marker), (seqs[1], marker)]
+    assert [v.split("]")[0] for v in fake.violations] == ["[check_client_identity"] * 2
+    # the same words outside the system text, or a near miss in it, are fine
+    near = {"role": "user", "parts": [{"text": "You are Codex, an agent based on GPT-5 (the model)."}]}
+    moved = _with_request(contents=[{"role": "user", "parts": [{"text": line}]}], systemInstruction=near)
+    assert client.call("POST", UNARY, {**moved, "model": model}, token=token).json()["response"]["candidates"][0][
+        "content"]["parts"][0]["text"] == "scripted"
+    assert len(fake.identity_rejections) == 2
+
+
+def test_the_identity_rule_can_be_switched_off(fake, client, token):
+    fake.reject_client_identity = False
+    system = {"role": "user", "parts": [{"text": "x-anthropic-billing-header: cc_version=1; cc_entrypoint=cli;"}]}
+    reply = client.call("POST", UNARY, _with_request(systemInstruction=system), token=token)
+    assert reply.status == 200
+    assert fake.identity_rejections == []
+    fake.assert_no_violations()
+    fake.reject_client_identity = True
+    assert client.call("POST", UNARY, _with_request(systemInstruction=system), token=token).status == 429
+    fake.reset()
+    assert fake.identity_rejections == []
