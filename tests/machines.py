@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from daemon.translate.anthropic_stream import TranslatorError
+from daemon.translate.turn_end import TranslatorError
 
 UPSTREAM_FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
 RECORDED = sorted(p.name.removeprefix("inner-stream.gemini.").removesuffix(".recorded.json")

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ErrorKind, ProxyError
+from ..errors import ProxyError
 from ..upstream.events import (
     Finish,
     InlineImage,
@@ -25,32 +25,13 @@ from ..upstream.events import (
     ToolCall,
     Usage,
 )
-from .schema import PLACEHOLDER_PROPERTY
+from .client_errors import anthropic_error
+from .turn_end import Ending, TranslatorError, client_arguments, ending, image_markdown
 
 Event = dict[str, Any]
 
-# Upstream finish (or block) reasons that mean the content was refused (client-protocols.md §6).
-REFUSAL_REASONS = frozenset({
-    "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY",
-    "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "LANGUAGE", "MODEL_ARMOR", "JAILBREAK", "OTHER_BLOCK",
-})
-
-ERROR_TYPES = {
-    ErrorKind.INVALID_REQUEST: "invalid_request_error",
-    ErrorKind.AUTH: "authentication_error",
-    ErrorKind.PERMISSION: "permission_error",
-    ErrorKind.NOT_FOUND: "not_found_error",
-    ErrorKind.TOO_LARGE: "request_too_large",
-    ErrorKind.RATE_LIMITED: "rate_limit_error",
-    ErrorKind.INTERNAL: "api_error",
-    ErrorKind.UPSTREAM: "api_error",
-    ErrorKind.UNAVAILABLE: "overloaded_error",
-    ErrorKind.OVERLOADED: "overloaded_error",
-}
-
-
-class TranslatorError(Exception):
-    """An event arrived that the machine has no transition for in its current state."""
+STOP_REASONS = {Ending.REFUSED: "refusal", Ending.TOOL_USE: "tool_use", Ending.MAX_TOKENS: "max_tokens",
+                Ending.STOP_SEQUENCE: "stop_sequence", Ending.END_TURN: "end_turn"}
 
 
 class Block(enum.Enum):
@@ -102,7 +83,7 @@ class AnthropicStream:
     def fail(self, error: ProxyError) -> list[Event]:
         """An in-band error after the response head; it ends the stream."""
         self.block = Block.DONE
-        return [{"type": "error", "error": {"type": ERROR_TYPES[error.kind], "message": error.message}}]
+        return [{"type": "error", "error": anthropic_error(error)}]
 
     # --- block plumbing --------------------------------------------------------------
 
@@ -193,14 +174,12 @@ def _tool_call(m: AnthropicStream, e: ToolCall, out: list[Event]) -> None:
     m.tool_used = True
     name = m.tool_names.get(e.name, e.name)
     m._open({"type": "tool_use", "id": tool_id, "name": name, "input": {}}, Block.NONE, out)
-    args = {k: v for k, v in e.args.items() if k != PLACEHOLDER_PROPERTY}  # ours, not the client's
-    m._delta({"type": "input_json_delta", "partial_json": orjson.dumps(args).decode()}, out)
+    m._delta({"type": "input_json_delta", "partial_json": orjson.dumps(client_arguments(e.args)).decode()}, out)
     out.append({"type": "content_block_stop", "index": m.index})
 
 
 def _image(m: AnthropicStream, e: InlineImage, out: list[Event]) -> None:
-    # The Messages API has no image output block; peers render images as markdown text.
-    _text(m, TextDelta(f"![image](data:{e.mime_type};base64,{e.data})"), out)
+    _text(m, TextDelta(image_markdown(e)), out)
 
 
 def _usage(m: AnthropicStream, e: Usage, out: list[Event]) -> None:
@@ -210,16 +189,7 @@ def _usage(m: AnthropicStream, e: Usage, out: list[Event]) -> None:
 def _finish(m: AnthropicStream, e: Finish, out: list[Event]) -> None:
     m._close(out)
     m.usage = e.usage
-    if e.blocked or e.reason in REFUSAL_REASONS:
-        stop_reason = "refusal"
-    elif m.tool_used:
-        stop_reason = "tool_use"  # Antigravity reports tool turns as STOP: the parts decide
-    elif e.reason == "MAX_TOKENS":
-        stop_reason = "max_tokens"
-    elif e.stop_sequence is not None:
-        stop_reason = "stop_sequence"
-    else:
-        stop_reason = "end_turn"
+    stop_reason = STOP_REASONS[ending(e, called=m.tool_used)]
     usage = {**m._input_usage(), "output_tokens": e.usage.candidates + e.usage.thoughts}
     delta = {"stop_reason": stop_reason, "stop_sequence": e.stop_sequence}
     out.append({"type": "message_delta", "delta": delta, "usage": usage})

@@ -5,11 +5,25 @@ from __future__ import annotations
 import orjson
 
 from ..errors import ErrorKind, ProxyError
-from .anthropic_stream import ERROR_TYPES as ANTHROPIC_TYPES
 
 Headers = list[tuple[bytes, bytes]]
 JSON = (b"content-type", b"application/json")
 SDK_RETRY_LIMIT = 60.0  # seconds: SDKs honour retry-after up to about this; beyond it, tell them not to retry
+
+
+# Anthropic error `type` per kind (client-protocols.md §2.6).
+ANTHROPIC_TYPES = {
+    ErrorKind.INVALID_REQUEST: "invalid_request_error",
+    ErrorKind.AUTH: "authentication_error",
+    ErrorKind.PERMISSION: "permission_error",
+    ErrorKind.NOT_FOUND: "not_found_error",
+    ErrorKind.TOO_LARGE: "request_too_large",
+    ErrorKind.RATE_LIMITED: "rate_limit_error",
+    ErrorKind.INTERNAL: "api_error",
+    ErrorKind.UPSTREAM: "api_error",
+    ErrorKind.UNAVAILABLE: "overloaded_error",
+    ErrorKind.OVERLOADED: "overloaded_error",
+}
 
 
 def retry_headers(error: ProxyError) -> Headers:
@@ -22,9 +36,13 @@ def retry_headers(error: ProxyError) -> Headers:
     return headers
 
 
+def anthropic_error(error: ProxyError) -> dict[str, str]:
+    """The `error` object, in a body and in an `error` stream event."""
+    return {"type": ANTHROPIC_TYPES[error.kind], "message": error.message}
+
+
 def anthropic(error: ProxyError, request_id: str) -> tuple[int, Headers, bytes]:
-    body = {"type": "error", "error": {"type": ANTHROPIC_TYPES[error.kind], "message": error.message},
-            "request_id": request_id}
+    body = {"type": "error", "error": anthropic_error(error), "request_id": request_id}
     return error.status, [JSON, *retry_headers(error)], orjson.dumps(body)
 
 

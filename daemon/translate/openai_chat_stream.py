@@ -25,12 +25,15 @@ from ..upstream.events import (
     ToolCall,
     Usage,
 )
-from .anthropic_stream import REFUSAL_REASONS, TranslatorError
 from .client_errors import openai_error
-from .schema import PLACEHOLDER_PROPERTY
+from .turn_end import Ending, TranslatorError, client_arguments, ending, image_markdown
 
 Event = dict[str, Any]
 DONE: Event = {"done": True}  # stands for the `data: [DONE]` line
+
+FINISH_REASONS = {Ending.REFUSED: "content_filter", Ending.TOOL_USE: "tool_calls", Ending.MAX_TOKENS: "length",
+                  Ending.STOP_SEQUENCE: "stop", Ending.END_TURN: "stop"}
+
 
 class State(enum.Enum):
     FRESH = "fresh"  # nothing sent yet: the next chunk carries the role
@@ -128,14 +131,13 @@ def _tool_call(m: ChatStream, e: ToolCall, out: list[Event]) -> None:
     index = m.calls
     m.calls += 1
     name = m.tool_names.get(e.name, e.name)
-    arguments = orjson.dumps({k: v for k, v in e.args.items() if k != PLACEHOLDER_PROPERTY}).decode()
+    arguments = orjson.dumps(client_arguments(e.args)).decode()
     m.delta({"tool_calls": [{"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}, out)
     out.append(m.chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}))
 
 
 def _image(m: ChatStream, e: InlineImage, out: list[Event]) -> None:
-    # The image data goes as markdown; its multi-MB signature never reaches the client.
-    m.delta({"content": f"![image](data:{e.mime_type};base64,{e.data})"}, out)
+    m.delta({"content": image_markdown(e)}, out)  # its multi-MB signature never reaches the client
 
 
 def _usage(m: ChatStream, e: Usage, out: list[Event]) -> None:
@@ -144,14 +146,7 @@ def _usage(m: ChatStream, e: Usage, out: list[Event]) -> None:
 
 def _finish(m: ChatStream, e: Finish, out: list[Event]) -> None:
     m.usage = e.usage
-    if e.blocked or e.reason in REFUSAL_REASONS:
-        reason = "content_filter"
-    elif m.calls:
-        reason = "tool_calls"  # Antigravity reports tool turns as STOP: the calls decide
-    elif e.reason == "MAX_TOKENS":
-        reason = "length"
-    else:
-        reason = "stop"
+    reason = FINISH_REASONS[ending(e, called=bool(m.calls))]
     if m.state is State.FRESH:
         m.delta({}, out)  # the role chunk still comes first
     out.append(m.chunk({}, reason))

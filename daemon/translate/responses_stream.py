@@ -27,8 +27,7 @@ from ..upstream.events import (
     ToolCall,
     Usage,
 )
-from .anthropic_stream import REFUSAL_REASONS, TranslatorError
-from .schema import PLACEHOLDER_PROPERTY
+from .turn_end import Ending, TranslatorError, client_arguments, ending, image_markdown
 
 Event = dict[str, Any]
 
@@ -246,7 +245,7 @@ def _tool_call(m: ResponsesStream, e: ToolCall, out: list[Event]) -> None:
     m.pending = None
     m._close(out)
     name, kind = m.tools.get(e.name, (e.name, "function"))
-    args = {k: v for k, v in e.args.items() if k != PLACEHOLDER_PROPERTY}  # ours, not the client's
+    args = client_arguments(e.args)
     CALL_ITEMS.get(kind, _function_call)(m, call_id, name, args, out)
 
 
@@ -297,8 +296,7 @@ CALL_ITEMS: dict[str, Callable[[ResponsesStream, str, str, Event, list[Event]], 
 
 
 def _image(m: ResponsesStream, e: InlineImage, out: list[Event]) -> None:
-    # No image output item for a model turn: peers render images as markdown text.
-    _text(m, TextDelta(f"![image](data:{e.mime_type};base64,{e.data})"), out)
+    _text(m, TextDelta(image_markdown(e)), out)
 
 
 def _usage(m: ResponsesStream, e: Usage, out: list[Event]) -> None:
@@ -308,16 +306,14 @@ def _usage(m: ResponsesStream, e: Usage, out: list[Event]) -> None:
 def _finish(m: ResponsesStream, e: Finish, out: list[Event]) -> None:
     m._close(out)
     m.usage = e.usage
-    if e.blocked or e.reason in REFUSAL_REASONS:
-        reason = "content_filter"
-    elif e.reason == "MAX_TOKENS" and not m.call_ids:  # §6: a turn with calls is complete (Antigravity says STOP)
-        reason = "max_output_tokens"
-    else:
+    reason = INCOMPLETE_REASONS.get(ending(e, called=bool(m.call_ids)))
+    if reason is None:
         m._end("response.completed", "completed", out)
-        return
-    m._end("response.incomplete", "incomplete", out, incomplete_details={"reason": reason})
+    else:
+        m._end("response.incomplete", "incomplete", out, incomplete_details={"reason": reason})
 
 
+INCOMPLETE_REASONS = {Ending.REFUSED: "content_filter", Ending.MAX_TOKENS: "max_output_tokens"}
 _LIVE = (State.FRESH, State.IDLE, State.MESSAGE, State.REASONING)
 TRANSITIONS: dict[tuple[State, type], Callable[[ResponsesStream, Any, list[Event]], None]] = {
     **{(state, TextDelta): _text for state in _LIVE},

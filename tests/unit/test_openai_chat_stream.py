@@ -9,7 +9,7 @@ import random
 import pytest
 
 from daemon.errors import ErrorKind, ProxyError
-from daemon.translate.anthropic_stream import TranslatorError
+from daemon.translate.turn_end import TranslatorError
 from daemon.translate.openai_chat_stream import (
     TRANSITIONS,
     ChatStream,

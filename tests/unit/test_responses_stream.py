@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from daemon.errors import ErrorKind, ProxyError
-from daemon.translate.anthropic_stream import TranslatorError
+from daemon.translate.turn_end import TranslatorError
 from daemon.translate.responses_stream import (
     KEEP_ALIVE,
     TRANSITIONS,
