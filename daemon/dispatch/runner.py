@@ -59,21 +59,29 @@ class Reader(Protocol):
 
 
 class Accumulator(Protocol):
+    body: Any  # the non-stream answer, once every event was applied
+
     def apply(self, events: list[Any]) -> None: ...
+
+
+class Wire(Protocol):
+    """How one client protocol writes answers: each translate/*_stream module is one."""
+
+    HEARTBEAT: bytes  # what keeps a silent stream alive for that protocol's clients
+    Accumulator: Callable[[], Accumulator]
+
+    def encode(self, events: list[Any]) -> bytes: ...
 
 
 @dataclass
 class Generation:
-    """One client request, translated, plus how its protocol writes answers."""
+    """One client request, translated, plus how its protocol reads and writes answers."""
 
     model: str  # upstream id
     request: dict[str, Any]  # the envelope's "request"
     stream: bool
     reader: Reader
-    encode: Callable[[list[Any]], bytes]
-    accumulator: Callable[[], Accumulator]
-    result: Callable[[Any], object]  # accumulator → the non-stream body
-    ping: bytes
+    wire: Wire
     render_error: Callable[[ProxyError], tuple[int, Headers, bytes]]
 
     @property
@@ -221,29 +229,29 @@ def _checked(document: bytes) -> bytes:
 
 
 async def _aggregate(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> None:
-    accumulator = generation.accumulator()
+    accumulator = generation.wire.Accumulator()
     try:
         async for events, _ in _pump(app, generation, response):
             accumulator.apply(events)
     except ProxyError as error:
         _respond_error(generation, responder, error)
         return
-    responder.respond_json(200, generation.result(accumulator))
+    responder.respond_json(200, accumulator.body)
 
 
 async def _stream(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> None:
-    writer = _StreamWriter(responder, generation.ping, app.settings.stream_heartbeat)
+    writer = _StreamWriter(responder, generation.wire.HEARTBEAT, app.settings.stream_heartbeat)
     heartbeat = asyncio.get_running_loop().create_task(writer.heartbeat())
     try:
         async for events, meaningful in _pump(app, generation, response):
-            await writer.send(generation.encode(events), commit=meaningful)
+            await writer.send(generation.wire.encode(events), commit=meaningful)
     except ProxyError as error:
         if not writer.committed:
             heartbeat.cancel()
             _respond_error(generation, responder, error)
             return
         log.warning("stream failed after its start: %s", error.message)
-        await writer.send(generation.encode(generation.reader.fail(error)), commit=True)
+        await writer.send(generation.wire.encode(generation.reader.fail(error)), commit=True)
     finally:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):

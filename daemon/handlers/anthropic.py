@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..dispatch import runner
-from ..dispatch.translating import Translating
 from ..errors import ProxyError
 from ..http_server.request import Request
 from ..http_server.response import Responder
@@ -17,7 +16,7 @@ from ..http_server.router import Router
 from ..translate import anthropic_request, anthropic_stream, client_errors
 from ..translate.count_tokens import estimate_tokens
 from . import media
-from .common import authenticate, conversation_key, json_body, resolve_model
+from .common import accepted, conversation_key, translate, translated_generation
 
 if TYPE_CHECKING:
     from ..app import App
@@ -34,12 +33,9 @@ def register(router: Router, app: App) -> None:
 
 async def _messages(app: App, request: Request, response: Responder) -> None:
     try:
-        authenticate(app, request)
-        body = json_body(request)
-        model = resolve_model(app, body["model"])
+        body, model = accepted(app, request)
         await media.inline_anthropic_urls(app, body)
-        translated = anthropic_request.translate(body, model=model, session_key=session_key(request, body),
-                                                 signatures=app.signatures, rewrites=app.settings.identity_rewrites)
+        translated = translate(app, anthropic_request.parse(body), model, session_key(request, body))
     except ProxyError as error:
         _error(response, error, request)
         return
@@ -51,27 +47,15 @@ async def _messages(app: App, request: Request, response: Responder) -> None:
         tool_names=translated.tool_names,
         new_tool_id=lambda: "toolu_%s%02d" % (secrets.token_hex(11), next(counter) % 100),
     )
-    generation = runner.Generation(
-        model=translated.model,
-        request=translated.request,
-        stream=translated.stream,
-        reader=Translating(machine, translated.stop_sequences),
-        encode=anthropic_stream.encode,
-        accumulator=anthropic_stream.MessageAccumulator,
-        result=lambda accumulator: accumulator.message,
-        ping=anthropic_stream.PING,
-        render_error=lambda error: client_errors.anthropic(error, request.request_id),
-    )
-    await runner.run(app, generation, response)
+    await runner.run(app, translated_generation(translated, machine, anthropic_stream, client_errors.anthropic, request),
+                     response)
 
 
 async def _count_tokens(app: App, request: Request, response: Responder) -> None:
     try:
-        authenticate(app, request)
-        body = json_body(request)
-        model = resolve_model(app, body["model"])
+        body, model = accepted(app, request)
         counted = {**body, "max_tokens": 1}  # count_tokens bodies carry no max_tokens
-        translated = anthropic_request.translate(counted, model=model, session_key="count", signatures=app.signatures)
+        translated = translate(app, anthropic_request.parse(counted), model, "count")
     except ProxyError as error:
         _error(response, error, request)
         return

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..client_keys import key_name, presented_key
+from ..dispatch import runner
+from ..dispatch.translating import Machine, Translating
 from ..errors import ErrorKind, ProxyError
 from ..http_server.request import Request
+from ..translate.conversation import Conversation
+from ..translate.upstream_request import Translated, build
 from ..upstream import models
 
 if TYPE_CHECKING:
@@ -55,3 +60,26 @@ def conversation_key(request: Request, body: dict[str, Any], *, header: bytes, f
     if value:
         return value.decode("latin-1")
     return hashlib.sha256(orjson.dumps(fallback, option=orjson.OPT_NON_STR_KEYS)).hexdigest()
+
+
+def accepted(app: App, request: Request) -> tuple[dict[str, Any], str]:
+    """An authenticated request's JSON body and the upstream model serving it."""
+    authenticate(app, request)
+    body = json_body(request)
+    return body, resolve_model(app, body["model"])
+
+
+def translate(app: App, conversation: Conversation, model: str, session_key: str) -> Translated:
+    return build(conversation, model=model, session_key=session_key, signatures=app.signatures,
+                 rewrites=app.settings.identity_rewrites)
+
+
+def translated_generation(translated: Translated, machine: Machine, wire: runner.Wire,
+                          render: Callable[[ProxyError, str], tuple[int, runner.Headers, bytes]],
+                          request: Request) -> runner.Generation:
+    """A translated protocol's generation: upstream events through its machine onto its wire."""
+    return runner.Generation(
+        model=translated.model, request=translated.request, stream=translated.stream,
+        reader=Translating(machine, translated.stop_sequences), wire=wire,
+        render_error=lambda error: render(error, request.request_id),
+    )

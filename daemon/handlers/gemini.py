@@ -52,27 +52,25 @@ async def _call(app: App, request: Request, response: Responder) -> None:
         return
     sse = method == "streamGenerateContent" and "alt=sse" in request.query
     generation = runner.Generation(
-        model=model,
-        request=upstream_request,
-        stream=sse,
-        reader=gemini_stream.GeminiPassthrough(),
-        encode=gemini_stream.encode,
-        accumulator=gemini_stream.GeminiAccumulator if method == "generateContent" else _Chunks,
-        result=lambda accumulator: accumulator.response,
-        ping=gemini_stream.HEARTBEAT,
+        model=model, request=upstream_request, stream=sse, reader=gemini_stream.GeminiPassthrough(),
+        wire=gemini_stream if method == "generateContent" else _ChunkList,
         render_error=lambda error: client_errors.gemini(error, request.request_id),
     )
     await runner.run(app, generation, response)
 
 
-class _Chunks:
-    """streamGenerateContent without `alt=sse` answers a JSON array of the chunks."""
+class _ChunkList:
+    """streamGenerateContent without `alt=sse` answers one JSON array of the chunks."""
 
-    def __init__(self) -> None:
-        self.response: list[Any] = []
+    HEARTBEAT = gemini_stream.HEARTBEAT
+    encode = staticmethod(gemini_stream.encode)
 
-    def apply(self, events: list[bytes]) -> None:
-        self.response += [orjson.loads(event) for event in events]
+    class Accumulator:
+        def __init__(self) -> None:
+            self.body: list[Any] = []
+
+        def apply(self, events: list[bytes]) -> None:
+            self.body += [orjson.loads(event) for event in events]
 
 
 async def _one_model(app: App, request: Request, response: Responder) -> None:

@@ -7,15 +7,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..dispatch import runner
-from ..dispatch.translating import Translating
 from ..errors import ProxyError
 from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..translate import client_errors, openai_chat_request, openai_chat_stream
-from ..translate.upstream_request import build
 from . import media
-from .common import authenticate, conversation_key, json_body, resolve_model
+from .common import accepted, conversation_key, translate, translated_generation
 
 if TYPE_CHECKING:
     from ..app import App
@@ -30,13 +28,9 @@ def register(router: Router, app: App) -> None:
 
 async def _completions(app: App, request: Request, response: Responder) -> None:
     try:
-        authenticate(app, request)
-        body = json_body(request)
-        model = resolve_model(app, body["model"])
+        body, model = accepted(app, request)
         await media.inline_openai_urls(app, body)
-        translated = build(openai_chat_request.parse(body), model=model, session_key=session_key(request, body),
-                           signatures=app.signatures,
-                           rewrites=app.settings.identity_rewrites)
+        translated = translate(app, openai_chat_request.parse(body), model, session_key(request, body))
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return
@@ -46,27 +40,12 @@ async def _completions(app: App, request: Request, response: Responder) -> None:
         model=body["model"],  # echo the client's name, not the upstream's
         created=int(time.time()),
         reasoning=translated.show_thoughts,
-        include_usage=translated.stream and options.get("include_usage") is True,
+        include_usage=not translated.stream or options.get("include_usage") is True,  # a completion always has usage
         tool_names=translated.tool_names,
         new_call_id=lambda: "call_" + secrets.token_hex(12),
     )
-    generation = runner.Generation(
-        model=translated.model,
-        request=translated.request,
-        stream=translated.stream,
-        reader=Translating(machine, translated.stop_sequences),
-        encode=openai_chat_stream.encode,
-        accumulator=openai_chat_stream.CompletionAccumulator,
-        result=lambda accumulator: _with_usage(accumulator, machine),
-        ping=openai_chat_stream.KEEP_ALIVE,
-        render_error=lambda error: client_errors.openai(error, request.request_id),
-    )
-    await runner.run(app, generation, response)
-
-
-def _with_usage(accumulator: openai_chat_stream.CompletionAccumulator, machine: openai_chat_stream.ChatStream) -> Any:
-    """A non-stream completion always reports usage (the stream only when asked)."""
-    return {**accumulator.completion, "usage": machine.usage_body()}
+    await runner.run(app, translated_generation(translated, machine, openai_chat_stream, client_errors.openai, request),
+                     response)
 
 
 def session_key(request: Request, body: dict[str, Any]) -> str:

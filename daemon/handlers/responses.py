@@ -7,15 +7,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..dispatch import runner
-from ..dispatch.translating import Translating
 from ..errors import ErrorKind, ProxyError
 from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..translate import client_errors, responses_request, responses_stream
-from ..translate.upstream_request import build
 from . import media
-from .common import authenticate, conversation_key, json_body, resolve_model
+from .common import accepted, conversation_key, translate, translated_generation
 
 if TYPE_CHECKING:
     from ..app import App
@@ -35,14 +33,11 @@ def register(router: Router, app: App) -> None:
 
 async def _create(app: App, request: Request, response: Responder) -> None:
     try:
-        authenticate(app, request)
-        body = json_body(request)
-        model = resolve_model(app, body["model"])
+        body, model = accepted(app, request)
         history = _history(app, body.get("previous_response_id"))
         await media.inline_openai_urls(app, body)
         conversation, kinds = responses_request.parse(body, history)
-        translated = build(conversation, model=model, session_key=session_key(request, body), signatures=app.signatures,
-                           rewrites=app.settings.identity_rewrites)
+        translated = translate(app, conversation, model, session_key(request, body))
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return
@@ -57,18 +52,8 @@ async def _create(app: App, request: Request, response: Responder) -> None:
         new_item_id=lambda prefix: ITEM_PREFIXES.get(prefix, prefix + "_") + secrets.token_hex(12),
         echo={key: body[key] for key in ECHOED if key in body},
     )
-    generation = runner.Generation(
-        model=translated.model,
-        request=translated.request,
-        stream=translated.stream,
-        reader=Translating(machine, translated.stop_sequences),
-        encode=responses_stream.encode,
-        accumulator=responses_stream.ResponseAccumulator,
-        result=lambda accumulator: accumulator.response,
-        ping=responses_stream.KEEP_ALIVE,
-        render_error=lambda error: client_errors.openai(error, request.request_id),
-    )
-    await runner.run(app, generation, response)
+    await runner.run(app, translated_generation(translated, machine, responses_stream, client_errors.openai, request),
+                     response)
     final = machine.response
     if body.get("store") is not False and final is not None and final.get("status") != "failed":
         items = body["input"] if isinstance(body["input"], list) else [{"role": "user", "content": body["input"]}]

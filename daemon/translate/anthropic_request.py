@@ -10,25 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conversation import (
-    Call,
-    Conversation,
-    Media,
-    Part,
-    Result,
-    Text,
-    Thinking,
-    Thought,
-    Tool,
-    invalid,
-    number,
-)
-from .upstream_request import SignatureLookup, Translated, build
-
-
-def translate(body: Any, *, model: str, session_key: str, signatures: SignatureLookup,
-              rewrites: tuple[tuple[str, str], ...] = ()) -> Translated:
-    return build(parse(body), model=model, session_key=session_key, signatures=signatures, rewrites=rewrites)
+from .conversation import Call, Conversation, Media, Part, Result, Text, Thinking, Thought, Tool, invalid, number
 
 
 def parse(body: Any) -> Conversation:

@@ -16,15 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import ProxyError
-from ..upstream.events import (
-    Finish,
-    InlineImage,
-    TextDelta,
-    ThoughtDelta,
-    ThoughtSignature,
-    ToolCall,
-    Usage,
-)
+from ..upstream.events import Finish, InlineImage, TextDelta, ThoughtDelta, ThoughtSignature, ToolCall, Usage
 from .client_errors import anthropic_error
 from .turn_end import Ending, TranslatorError, client_arguments, ending, image_markdown
 
@@ -220,37 +212,37 @@ _PREFIXES = {
     for name in ("message_start", "content_block_start", "content_block_delta", "content_block_stop",
                  "message_delta", "message_stop", "ping", "error")
 }
-PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+HEARTBEAT = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
 def encode(events: list[Event]) -> bytes:
     return b"".join(_PREFIXES[event["type"]] + orjson.dumps(event) + b"\n\n" for event in events)
 
 
-class MessageAccumulator:
+class Accumulator:
     """Builds the non-stream Message from the same events, the way the SDK's accumulate_event does."""
 
     def __init__(self) -> None:
-        self.message: Event = {}
+        self.body: Event = {}
         self._json: dict[int, str] = {}
 
     def apply(self, events: list[Event]) -> None:
         for event in events:
             kind = event["type"]
             if kind == "message_start":
-                self.message = {**event["message"], "content": []}
+                self.body = {**event["message"], "content": []}
             elif kind == "content_block_start":
-                self.message["content"].append(dict(event["content_block"]))
+                self.body["content"].append(dict(event["content_block"]))
             elif kind == "content_block_delta":
                 self._delta(event["index"], event["delta"])
             elif kind == "content_block_stop" and event["index"] in self._json:
-                self.message["content"][event["index"]]["input"] = orjson.loads(self._json.pop(event["index"]) or "{}")
+                self.body["content"][event["index"]]["input"] = orjson.loads(self._json.pop(event["index"]) or "{}")
             elif kind == "message_delta":
-                self.message.update(event["delta"])
-                self.message["usage"] = {**self.message["usage"], **event["usage"]}
+                self.body.update(event["delta"])
+                self.body["usage"] = {**self.body["usage"], **event["usage"]}
 
     def _delta(self, index: int, delta: Event) -> None:
-        block = self.message["content"][index]
+        block = self.body["content"][index]
         kind = delta["type"]
         if kind == "text_delta":
             block["text"] += delta["text"]

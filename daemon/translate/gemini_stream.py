@@ -142,20 +142,20 @@ def encode(events: list[bytes]) -> bytes:
     return b"data: " + b"\r\n\r\ndata: ".join(events) + b"\r\n\r\n"  # CRLF, like the real service
 
 
-class GeminiAccumulator:
+class Accumulator:
     """The non-stream GenerateContentResponse, merged from the stream's chunks."""
 
     def __init__(self) -> None:
-        self.response: Response = {}
+        self.body: Response = {}
         self._candidates: dict[int, Response] = {}
 
     def apply(self, events: list[bytes]) -> None:
         for event in events:
             for key, value in orjson.loads(event).items():
                 if key != "candidates":
-                    self.response[key] = value  # the last usageMetadata is the total (it is cumulative)
+                    self.body[key] = value  # the last usageMetadata is the total (it is cumulative)
                     continue
-                self.response.setdefault("candidates", [])
+                self.body.setdefault("candidates", [])
                 for candidate in value:
                     self._candidate(candidate)
 
@@ -164,7 +164,7 @@ class GeminiAccumulator:
         mine = self._candidates.get(index)
         if mine is None:
             mine = self._candidates[index] = {}
-            self.response["candidates"].append(mine)
+            self.body["candidates"].append(mine)
         for key, value in chunk.items():
             if key != "content":
                 mine[key] = value  # finishReason and the rest: the last one stands

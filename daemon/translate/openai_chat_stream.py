@@ -16,15 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import ProxyError
-from ..upstream.events import (
-    Finish,
-    InlineImage,
-    TextDelta,
-    ThoughtDelta,
-    ThoughtSignature,
-    ToolCall,
-    Usage,
-)
+from ..upstream.events import Finish, InlineImage, TextDelta, ThoughtDelta, ThoughtSignature, ToolCall, Usage
 from .client_errors import openai_error
 from .turn_end import Ending, TranslatorError, client_arguments, ending, image_markdown
 
@@ -168,7 +160,7 @@ TRANSITIONS: dict[tuple[State, type], Callable[[ChatStream, Any, list[Event]], N
     **{(state, Finish): _finish for state in _LIVE},
 }
 
-KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: the openai SDK skips it
+HEARTBEAT = b": keep-alive\n\n"  # an SSE comment: the openai SDK skips it
 
 
 def encode(events: list[Event]) -> bytes:
@@ -176,11 +168,11 @@ def encode(events: list[Event]) -> bytes:
                     for event in events)
 
 
-class CompletionAccumulator:
+class Accumulator:
     """Builds the non-stream chat.completion from the same chunks."""
 
     def __init__(self) -> None:
-        self.completion: Event = {}
+        self.body: Event = {}
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._calls: list[Event] = []
@@ -189,11 +181,11 @@ class CompletionAccumulator:
         for event in events:
             if event is DONE:
                 continue
-            if not self.completion:
-                self.completion = {"id": event["id"], "object": "chat.completion", "created": event["created"],
+            if not self.body:
+                self.body = {"id": event["id"], "object": "chat.completion", "created": event["created"],
                                    "model": event["model"], "choices": []}
             if not event["choices"]:
-                self.completion["usage"] = event["usage"]
+                self.body["usage"] = event["usage"]
                 continue
             choice = event["choices"][0]
             delta = choice["delta"]
@@ -213,4 +205,4 @@ class CompletionAccumulator:
             message["reasoning_content"] = "".join(self._reasoning)
         if self._calls:
             message["tool_calls"] = self._calls
-        self.completion["choices"] = [{"index": 0, "message": message, "logprobs": None, "finish_reason": reason}]
+        self.body["choices"] = [{"index": 0, "message": message, "logprobs": None, "finish_reason": reason}]

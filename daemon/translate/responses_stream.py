@@ -18,15 +18,7 @@ from typing import Any
 import orjson
 
 from ..errors import ErrorKind, ProxyError
-from ..upstream.events import (
-    Finish,
-    InlineImage,
-    TextDelta,
-    ThoughtDelta,
-    ThoughtSignature,
-    ToolCall,
-    Usage,
-)
+from ..upstream.events import Finish, InlineImage, TextDelta, ThoughtDelta, ThoughtSignature, ToolCall, Usage
 from .turn_end import Ending, TranslatorError, client_arguments, ending, image_markdown
 
 Event = dict[str, Any]
@@ -325,7 +317,7 @@ TRANSITIONS: dict[tuple[State, type], Callable[[ResponsesStream, Any, list[Event
     **{(state, Finish): _finish for state in _LIVE},
 }
 
-KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: the SDK and Codex skip it
+HEARTBEAT = b": keep-alive\n\n"  # an SSE comment: the SDK and Codex skip it
 
 
 def encode(events: list[Event]) -> bytes:
@@ -333,13 +325,13 @@ def encode(events: list[Event]) -> bytes:
                     for event in events)
 
 
-class ResponseAccumulator:
+class Accumulator:
     """The non-stream response: the terminal event's response already holds every item and the usage."""
 
     def __init__(self) -> None:
-        self.response: Event | None = None
+        self.body: Event | None = None
 
     def apply(self, events: list[Event]) -> None:
         for event in events:
             if event["type"] in TERMINAL:
-                self.response = event["response"]
+                self.body = event["response"]

@@ -15,17 +15,7 @@ from typing import Any, Protocol
 
 from ..upstream import models
 from . import thinking as thinking_plan
-from .conversation import (
-    Call,
-    Conversation,
-    Media,
-    Part,
-    Result,
-    Text,
-    Thought,
-    Turn,
-    invalid,
-)
+from .conversation import Call, Conversation, Media, Part, Result, Text, Thought, Turn, invalid
 from .schema import sanitize_function_name, sanitize_schema
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # Gemini's documented bypass (upstream doc §4.6)

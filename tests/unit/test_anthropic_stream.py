@@ -18,7 +18,7 @@ from daemon.translate.anthropic_stream import (
     TRANSITIONS,
     AnthropicStream,
     Block,
-    MessageAccumulator,
+    Accumulator,
     TranslatorError,
     encode,
 )
@@ -70,9 +70,9 @@ def test_recorded_streams_translate_to_valid_anthropic_streams(name: str, thinki
     summary = check_anthropic_stream(encode(events))
     if not thinking:
         assert all(block["type"] != "thinking" for block in summary["blocks"])
-    accumulator = MessageAccumulator()
+    accumulator = Accumulator()
     accumulator.apply(events)
-    assert [b["type"] for b in accumulator.message["content"]] == [b["type"] for b in summary["blocks"]]
+    assert [b["type"] for b in accumulator.body["content"]] == [b["type"] for b in summary["blocks"]]
 
 
 @pytest.mark.parametrize("name", RECORDED)

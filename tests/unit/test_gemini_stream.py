@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from daemon.errors import ErrorKind, ProxyError
 from daemon.translate.gemini_stream import (
     HEARTBEAT,
-    GeminiAccumulator,
+    Accumulator,
     GeminiPassthrough,
     encode,
     unwrap,
@@ -260,9 +260,9 @@ def test_a_real_unary_body_unwraps_and_aggregates_to_itself(compact: bool) -> No
     if compact:
         body = orjson.dumps(orjson.loads(body))  # traceId alone: the fast path (as pretty-printed: the fallback)
     events = run([body])
-    accumulator = GeminiAccumulator()
+    accumulator = Accumulator()
     accumulator.apply(events)
-    assert accumulator.response == orjson.loads(body)["response"]
+    assert accumulator.body == orjson.loads(body)["response"]
 
 
 # --- the non-stream aggregate ---------------------------------------------------------------
@@ -271,10 +271,10 @@ def test_a_real_unary_body_unwraps_and_aggregates_to_itself(compact: bool) -> No
 @pytest.mark.parametrize("name", RECORDED)
 def test_the_accumulator_of_recorded_streams(name: str) -> None:
     responses = recorded_responses(name)
-    accumulator = GeminiAccumulator()
+    accumulator = Accumulator()
     for event in run([wrapped(r, "trace") for r in responses]):
         accumulator.apply([event])
-    result = accumulator.response
+    result = accumulator.body
     parts = result["candidates"][0]["content"].get("parts", [])
     summary = check_gemini_stream(encode([orjson.dumps(result)]))  # one chunk that is the whole answer
     stream = check_gemini_stream(encode(run([wrapped(r, "trace") for r in responses])))
@@ -289,9 +289,9 @@ def test_the_accumulator_of_recorded_streams(name: str) -> None:
 @pytest.mark.parametrize("name", RECORDED)
 def test_the_accumulator_of_one_event_is_that_event(name: str) -> None:
     for response in recorded_responses(name):
-        accumulator = GeminiAccumulator()
+        accumulator = Accumulator()
         accumulator.apply([orjson.dumps(response)])
-        assert accumulator.response == response
+        assert accumulator.body == response
 
 
 def chunk(*parts: dict[str, Any], top: dict[str, Any] | None = None, **fields: Any) -> bytes:
@@ -300,9 +300,9 @@ def chunk(*parts: dict[str, Any], top: dict[str, Any] | None = None, **fields: A
 
 
 def aggregate(*chunks: bytes) -> list[dict[str, Any]]:
-    accumulator = GeminiAccumulator()
+    accumulator = Accumulator()
     accumulator.apply(list(chunks))
-    return accumulator.response["candidates"][0]["content"]["parts"]
+    return accumulator.body["candidates"][0]["content"]["parts"]
 
 
 def test_text_joins_across_chunks_by_thought_flag() -> None:
@@ -333,7 +333,7 @@ def test_calls_and_images_are_kept_and_splits_inside_a_chunk_stay() -> None:
 
 
 def test_the_last_fields_stand_and_prompt_feedback_is_kept() -> None:
-    accumulator = GeminiAccumulator()
+    accumulator = Accumulator()
     accumulator.apply([
         orjson.dumps({"promptFeedback": {"safetyRatings": []}, "usageMetadata": {"promptTokenCount": 1},
                       "modelVersion": "m1", "responseId": "r"}),
@@ -342,7 +342,7 @@ def test_the_last_fields_stand_and_prompt_feedback_is_kept() -> None:
               top={"usageMetadata": {"promptTokenCount": 2}, "modelVersion": "m2"}),
     ])
     candidate = {"content": {"role": "model", "parts": [{"text": "ab"}]}, "index": 0, "finishReason": "MAX_TOKENS"}
-    assert accumulator.response == {
+    assert accumulator.body == {
         "promptFeedback": {"safetyRatings": []}, "usageMetadata": {"promptTokenCount": 2}, "modelVersion": "m2",
         "responseId": "r", "candidates": [candidate],
     }

@@ -13,7 +13,7 @@ from daemon.translate.turn_end import TranslatorError
 from daemon.translate.openai_chat_stream import (
     TRANSITIONS,
     ChatStream,
-    CompletionAccumulator,
+    Accumulator,
     State,
     encode,
 )
@@ -55,9 +55,9 @@ def translate(name: str, **options: bool) -> list[dict]:
 def test_recorded_streams_follow_the_chat_grammar(name: str, include_usage: bool) -> None:
     events = translate(name, include_usage=include_usage)
     summary = check_openai_chat_stream(encode(events), include_usage=include_usage)
-    accumulator = CompletionAccumulator()
+    accumulator = Accumulator()
     accumulator.apply(events)
-    choice = accumulator.completion["choices"][0]
+    choice = accumulator.body["choices"][0]
     assert choice["finish_reason"] == summary["finish_reason"]
     assert (choice["message"]["content"] or "") == summary["content"]
     assert len(choice["message"].get("tool_calls", [])) == len(summary["tool_calls"])

@@ -44,8 +44,8 @@ def body(messages: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
 
 
 def translate(request: dict[str, Any], model: str = GEMINI, signatures: Any = None) -> Any:
-    t = anthropic_request.translate(request, model=model, session_key="s",
-                                    signatures=signatures if signatures is not None else FakeSignatures())
+    t = build(anthropic_request.parse(request), model=model, session_key="s",
+              signatures=signatures if signatures is not None else FakeSignatures())
     assert_well_formed(t.request)
     return t
 

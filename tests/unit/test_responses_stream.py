@@ -13,9 +13,9 @@ import pytest
 from daemon.errors import ErrorKind, ProxyError
 from daemon.translate.turn_end import TranslatorError
 from daemon.translate.responses_stream import (
-    KEEP_ALIVE,
+    HEARTBEAT,
     TRANSITIONS,
-    ResponseAccumulator,
+    Accumulator,
     ResponsesStream,
     State,
     encode,
@@ -67,9 +67,9 @@ def test_recorded_streams_follow_the_responses_grammar(name: str, reasoning: boo
     m = machine(reasoning)
     events = translate(name, m)
     summary = check_responses_stream(encode(events))
-    accumulator = ResponseAccumulator()
+    accumulator = Accumulator()
     accumulator.apply(events)
-    response = accumulator.response
+    response = accumulator.body
     assert response is not None and response is m.response
     assert response["status"] == summary["status"] == "completed"
     assert [(o["type"], o["id"]) for o in response["output"]] == [(it["type"], it["id"]) for it in summary["items"]]
@@ -252,21 +252,21 @@ def test_the_first_event_of_any_kind_starts_the_response() -> None:
 
 def test_keep_alive_and_encoding_are_what_the_checker_reads() -> None:
     events = feed_all(machine(), TextDelta("hi"), Finish("STOP", Usage()))
-    body = encode(events[:2]) + KEEP_ALIVE + encode(events[2:])
+    body = encode(events[:2]) + HEARTBEAT + encode(events[2:])
     assert check_responses_stream(body)["heartbeats"] == 1
     first = encode(events[:1]).split(b"\n")
     assert first[0] == b"event: response.created" and orjson.loads(first[1].removeprefix(b"data: ")) == events[0]
 
 
 def test_the_accumulator_gives_the_terminal_response() -> None:
-    m, accumulator = machine(), ResponseAccumulator()
+    m, accumulator = machine(), Accumulator()
     for event in (ThoughtDelta("hm"), TextDelta("a"), TextDelta("b"), Finish("STOP", Usage(prompt=2, candidates=1))):
         accumulator.apply(m.feed(event))
-    assert accumulator.response is not None
-    reasoning, message = accumulator.response["output"]
+    assert accumulator.body is not None
+    reasoning, message = accumulator.body["output"]
     assert reasoning["summary"] == [{"type": "summary_text", "text": "hm"}]
     assert message["content"] == [{"type": "output_text", "text": "ab", "annotations": [], "logprobs": []}]
-    assert accumulator.response["usage"]["total_tokens"] == 3
+    assert accumulator.body["usage"]["total_tokens"] == 3
 
 
 REACH: dict[State, list[object]] = {State.FRESH: [], State.IDLE: [Usage()], State.MESSAGE: [TextDelta("x")],
