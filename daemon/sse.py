@@ -10,7 +10,7 @@ early loses nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import limits
 
@@ -22,8 +22,7 @@ class SSEError(ValueError):
     """The byte stream breaks a limit; the stream cannot be trusted any further."""
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):  # a tuple: the cheapest immutable record, made once per upstream event
     data: bytes
     event: str = ""  # "" when the stream gave no `event:` field
     id: str | None = None
@@ -52,33 +51,36 @@ class SSEDecoder:
         buffer = self._buffer
         buffer += chunk
         if b"\n" in chunk or b"\r" in chunk:
-            carriage_returns = buffer.count(b"\r")
-            if carriage_returns and (buffer[-1] == _CR or carriage_returns != buffer.count(b"\r\n")):
-                self._feed_lines(events)  # a lone CR ends a line too: the general scan
+            if buffer[-1] == _CR:
+                self._feed_lines(events)  # the next read may hold this CR's LF
             else:
-                self._feed_blocks(buffer.replace(b"\r\n", b"\n") if carriage_returns else buffer, events)
+                self._feed_blocks(bytes(buffer), events)
         self._scan_from = len(buffer)
         if len(buffer) + self._data_bytes > self._max:
             raise SSEError(f"SSE event larger than {self._max} bytes")
         return events
 
-    def _feed_blocks(self, text: bytearray, events: list[SSEEvent]) -> None:
-        """The usual framing (LF or CRLF only): split in C instead of a search per line, and
-        take an event that is one `data: ` line whole (what every upstream event is)."""
-        blocks = text.split(b"\n\n")
-        lines = blocks.pop().split(b"\n")  # the start of the next event
+    def _feed_blocks(self, text: bytes, events: list[SSEEvent]) -> None:
+        """Split at blank lines in C, and take an event that is one `data: ` line whole (what
+        every upstream event is). A CRLF stream splits at CRLF CRLF; whatever else a block
+        holds (more lines, other line ends) goes through the line rules, so any mix of line
+        ends still gives the events the general scan would."""
+        blocks = text.split(b"\r\n\r\n" if b"\r" in text else b"\n\n")
+        rest = _LINE_END.split(blocks.pop())  # complete lines of the next event, then a partial one
+        append, limit = events.append, self._max
+        pending = bool(self._data or self._event or self._retry is not None)  # an event begun in an earlier read
         for block in blocks:
-            if block[:6] == b"data: " and b"\n" not in block and not (self._data or self._event or self._retry):
-                if len(block) > self._max:
-                    raise SSEError(f"SSE event larger than {self._max} bytes")
-                events.append(SSEEvent(bytes(block[6:]), "", self._id))
+            if (not pending and block.startswith(b"data: ") and b"\n" not in block and b"\r" not in block
+                    and len(block) <= limit):
+                append(SSEEvent(block[6:], "", self._id))
                 continue
-            for line in block.split(b"\n"):
-                self._line(bytes(line), events)
-            self._line(b"", events)
-        self._buffer[:] = lines.pop()
-        for line in lines:
-            self._line(bytes(line), events)
+            for line in _LINE_END.split(block):
+                self._line(line, events)
+            self._line(b"", events)  # dispatches, and leaves nothing pending
+            pending = False
+        self._buffer[:] = rest.pop()
+        for line in rest:
+            self._line(line, events)
 
     def _feed_lines(self, events: list[SSEEvent]) -> None:
         buffer = self._buffer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import random
 from pathlib import Path
 
@@ -137,3 +138,74 @@ def test_encoder_round_trips_through_the_decoder() -> None:
     assert decode_chunks([frames]) == [SSEEvent(b'{"a":1}', "message_start"), SSEEvent(b"line one\nline two")]
     assert encode(b"{}") == b"data: {}\n\n"
     assert encode(b"{}", b"ping") == b"event: ping\ndata: {}\n\n"
+
+
+def reference_events(stream: bytes) -> list[SSEEvent]:
+    """The WHATWG event-stream rules, line by line, with no fast paths (and finish's final event)."""
+    events: list[SSEEvent] = []
+    data: list[bytes] = []
+    kind, last_id, retry = "", None, None
+    for line in re.split(rb"\r\n|\r|\n", stream):
+        if not line:
+            if data:
+                events.append(SSEEvent(b"\n".join(data), kind, last_id, retry))
+            data, kind, retry = [], "", None
+            continue
+        if line.startswith(b":"):
+            continue
+        name, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            kind = value.decode()
+        elif name == b"id":
+            last_id = value.decode()
+        elif name == b"retry" and value.isdigit():
+            retry = int(value)
+    if data:
+        events.append(SSEEvent(b"\n".join(data), kind, last_id, retry))
+    return events
+
+
+LINES = st.sampled_from([b"data: {\"a\":1}", b"data: x", b"data:y", b"event: e", b"id: 7", b"retry: 30", b": ping",
+                         b"", b"data: ", b"field: z"])
+ENDS = st.sampled_from([b"\r\n", b"\n", b"\r"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(lines=st.lists(LINES, max_size=30), data=st.data())
+def test_any_mix_of_line_ends_and_reads_matches_the_reference_rules(lines: list[bytes], data: st.DataObject) -> None:
+    mixed = data.draw(st.booleans())  # one style throughout (the upstream's case, and the fast path), or any mix
+    ends = [data.draw(ENDS) for _ in lines] if mixed else [data.draw(ENDS)] * len(lines)
+    stream = b"".join(line + end for line, end in zip(lines, ends, strict=True))
+    decoder, events = SSEDecoder(), []
+    points = sorted(set(data.draw(st.lists(st.integers(0, len(stream)), max_size=8))))
+    for start, end in zip([0, *points], [*points, len(stream)], strict=True):
+        events += decoder.feed(stream[start:end])
+    events += decoder.finish()
+    assert events == reference_events(stream)
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"])
+def test_an_event_begun_in_one_read_and_ended_in_the_next_keeps_all_its_lines(end: bytes) -> None:
+    decoder = SSEDecoder()
+    first = decoder.feed(b"event: e" + end + b"data: a" + end)
+    assert first == []
+    assert decoder.feed(b"data: b" + end + end + b"data: c" + end + end) == [SSEEvent(b"a\nb", "e"), SSEEvent(b"c")]
+
+
+def test_seeded_streams_and_reads_match_the_reference_rules() -> None:
+    """Hypothesis favours short lists and small cuts; plain random cases reach the read
+    boundaries inside multi-line events that the fast path must not take whole."""
+    rng = random.Random(5)
+    choices = [b"data: {\"a\":1}", b"data: x", b"data:y", b"event: e", b"id: 7", b"retry: 30", b": ping", b"", b"data: "]
+    for _ in range(2000):
+        lines = [rng.choice(choices) for _ in range(rng.randint(0, 30))]
+        ends = [rng.choice([b"\n", b"\r\n", b"\r"]) for _ in lines] if rng.random() < 0.3 else [rng.choice([b"\n", b"\r\n"])] * len(lines)
+        stream = b"".join(line + end for line, end in zip(lines, ends, strict=True))
+        points = sorted({rng.randint(0, len(stream)) for _ in range(rng.randint(0, 8))})
+        decoder, events = SSEDecoder(), []
+        for start, end in zip([0, *points], [*points, len(stream)], strict=True):
+            events += decoder.feed(stream[start:end])
+        assert events + decoder.finish() == reference_events(stream), (stream, points)
