@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Micro-benchmark of the sans-I/O streaming path: CPU microseconds per upstream event.
 
-Feeds one synthetic upstream stream (the shape the peer bench's fake sends: N text events
+Feeds one synthetic upstream stream (the upstream's envelope, upstream doc §4.10: N text events
 of B bytes, then a finishing event with usage; CRLF framing, all in one read) through
 exactly what the runner does per protocol: the SSE decoder, the protocol's Reader
 (dispatch/translating.py for translated protocols, the byte-level Gemini passthrough for
@@ -25,6 +25,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from daemon.dispatch.runner import checked_document  # noqa: E402
 from daemon.dispatch.translating import Translating  # noqa: E402
 from daemon.sse import SSEDecoder  # noqa: E402
 from daemon.translate import anthropic_stream, gemini_stream, openai_chat_stream, responses_stream  # noqa: E402
@@ -48,16 +49,20 @@ PROTOCOLS = {
 }
 
 
+WRAPPER = {"traceId": "ea302a9a71cac620", "metadata": {}}  # the envelope of every upstream event (upstream doc §4.10)
+
+
 def upstream_stream(events: int, size: int) -> bytes:
     usage = {"promptTokenCount": 12, "candidatesTokenCount": 0, "totalTokenCount": 12}
     frames = []
     for index in range(events):
         chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": ("x%03d " % index).ljust(size, "y")}]},
-                                 "index": 0}], "usageMetadata": usage, "modelVersion": "claude-sonnet-4-6"}
-        frames.append(b"data: " + orjson.dumps({"response": chunk, "traceId": "0"}) + b"\r\n\r\n")
+                                 "index": 0}], "usageMetadata": usage, "modelVersion": "claude-sonnet-4-6",
+                 "responseId": "msg_vrtx_01AbCdEfGhIjKlMnOpQrStUv"}
+        frames.append(b"data: " + orjson.dumps({"response": chunk, **WRAPPER}) + b"\r\n\r\n")
     final = {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
              "usageMetadata": {**usage, "candidatesTokenCount": events}}
-    frames.append(b"data: " + orjson.dumps({"response": final, "traceId": "0"}) + b"\r\n\r\n")
+    frames.append(b"data: " + orjson.dumps({"response": final, **WRAPPER}) + b"\r\n\r\n")
     return b"".join(frames)
 
 
@@ -65,7 +70,7 @@ def run_once(protocol: str, raw: bytes) -> int:
     new_reader, encode = PROTOCOLS[protocol]
     reader = new_reader()
     sse = SSEDecoder()
-    events, _ = reader.step(event.data for event in sse.feed(raw))
+    events, _ = reader.step(checked_document(event.data) for event in sse.feed(raw))
     return len(encode(events + reader.end()))
 
 

@@ -205,14 +205,14 @@ async def _pump(app: App, generation: Generation, response: UpstreamResponse):  
     reader = generation.reader
     try:
         if generation.unary:
-            events, _ = reader.step([_checked(await response.read(_MAX_UNARY_BODY))])
+            events, _ = reader.step([checked_document(await response.read(_MAX_UNARY_BODY))])
         else:
             sse = SSEDecoder(app.settings.sse_max_event_bytes)
             async for chunk in response:
-                yield reader.step(_checked(event.data) for event in sse.feed(chunk))
+                yield reader.step(checked_document(event.data) for event in sse.feed(chunk))
                 if reader.done:
                     return  # a stop sequence matched: the rest of the upstream answer is not wanted
-            events, _ = reader.step(_checked(event.data) for event in sse.finish())
+            events, _ = reader.step(checked_document(event.data) for event in sse.finish())
         yield events + reader.end(), True
     except HTTPClientError as exc:
         raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream broke: {exc}") from None
@@ -220,10 +220,12 @@ async def _pump(app: App, generation: Generation, response: UpstreamResponse):  
         raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream is malformed: {exc}") from None
 
 
-def _checked(document: bytes) -> bytes:
-    """An error object can arrive on a 200 stream (alone or in an array): raise it."""
-    head = document[:16].lstrip()
-    if head.startswith(b"[") or head.startswith(b'{"error"'):
+_ERROR_STARTS = (b"[", b'{"error"', b"{\n", b"\n", b" ")  # compact or pretty, alone or in an array
+
+
+def checked_document(document: bytes) -> bytes:
+    """An error object can arrive on a 200 stream: raise it. Only documents that may be one are parsed."""
+    if document.startswith(_ERROR_STARTS):
         parse_document(document)
     return document
 

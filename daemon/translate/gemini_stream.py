@@ -36,13 +36,11 @@ HEARTBEAT = b"\r\n"
 
 def unwrap(document: bytes) -> bytes:
     """The inner GenerateContentResponse of one upstream event, a unary body or a bare response."""
-    # A line feed means a multi-line `data:` event: never forward it, as it would break the framing.
-    if document.startswith(_HEAD) and document.find(b"\n") < 0:
-        cut = document.rfind(_TRACE)
-        if cut > 0 and _response_ends_at(document, cut):
-            return document[12:cut]
-        if cut < 0 and document.endswith(b"}}") and document.rfind(_METADATA) < 0:
-            return document[12:-1]  # `{"response":{…}}`: the last entry is an object, not metadata
+    cut = _wrapper_cut(document, b"")
+    return document[12:cut] if cut is not None else _reencoded(document)
+
+
+def _reencoded(document: bytes) -> bytes:
     try:  # anything else: a bare response, another key order, pretty-printed (unary bodies are)
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError:
@@ -53,18 +51,40 @@ def unwrap(document: bytes) -> bytes:
     return orjson.dumps(inner)
 
 
+def _wrapper_cut(document: bytes, known_tail: bytes) -> int | None:
+    """Where the response ends in a compact `{"response":{…},"traceId":…}` event; None otherwise.
+    `known_tail`: a wrapper tail already proven on this stream (its traceId repeats)."""
+    # A line feed means a multi-line `data:` event: never forward it, as it would break the framing.
+    if not document.startswith(_HEAD) or document.find(b"\n") >= 0:
+        return None
+    if known_tail and document.endswith(known_tail):
+        cut = len(document) - len(known_tail)
+        if _nothing_between(document, cut, known_tail):
+            return cut  # the same bytes already parsed as the wrapper's tail: no second parse
+    cut = document.rfind(_TRACE)
+    if cut > 0 and _response_ends_at(document, cut):
+        return cut
+    if cut < 0 and document.endswith(b"}}") and document.rfind(_METADATA) < 0:
+        return len(document) - 1  # `{"response":{…}}`: the last entry is an object, not metadata
+    return None
+
+
 def _response_ends_at(document: bytes, cut: int) -> bool:
     """Whether the response ends where the last `,"traceId":` starts. Why that is sound: in JSON a
     quote inside a string is always escaped, so the match is an object key, and the last one is the
     wrapper's own when the wrapper has one. `{` + the bytes after the comma parses only if that key
-    is at the wrapper's top level: a cut inside the response leaves its closers unbalanced. A wrapper
-    entry placed before traceId would end right before the cut: in `]` for the credit arrays, in `}`
-    only for metadata, which is then looked for."""
+    is at the wrapper's top level: a cut inside the response leaves its closers unbalanced."""
     try:
-        tail = orjson.loads(b"{" + document[cut + 1:])
+        orjson.loads(b"{" + document[cut + 1:])
     except orjson.JSONDecodeError:
         return False  # a traceId key inside the response, none in the wrapper
-    return document[cut - 1] == 0x7D and ("metadata" in tail or document.rfind(_METADATA, 0, cut) < 0)
+    return _nothing_between(document, cut, document[cut:])
+
+
+def _nothing_between(document: bytes, cut: int, tail: bytes) -> bool:
+    """No other wrapper entry sits between the response and a proven tail: it would end right
+    before the cut, in `]` for the credit arrays, in `}` only for metadata, which is then looked for."""
+    return document[cut - 1] == 0x7D and (_METADATA in tail or document.rfind(_METADATA, 0, cut) < 0)
 
 
 class GeminiPassthrough:
@@ -81,12 +101,14 @@ class GeminiPassthrough:
         self.finished = False
         self._held: bytes | None = None
         self._content = False
+        self._tail = b""  # the wrapper tail of the last event, proven once: it repeats on a stream
 
     def step(self, documents: Iterable[bytes]) -> tuple[list[bytes], bool]:
         out: list[bytes] = []
         meaningful = False
         for document in documents:
-            inner = unwrap(document)
+            cut = _wrapper_cut(document, self._tail)
+            inner, self._tail = (_reencoded(document), b"") if cut is None else (document[12:cut], document[cut:])
             # Byte checks: a quoted name cannot hide in a string (quotes are escaped there), so a hit is
             # a key; one inside functionCall args is still inside candidates, and a false finish hit
             # only costs one parse. The upstream puts candidates first, so startswith usually decides.
