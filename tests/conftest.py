@@ -21,6 +21,13 @@ import pytest
 import uvloop
 
 from daemon import config
+from daemon.dispatch import runner
+from daemon.translate import anthropic_stream, gemini_stream, openai_chat_stream, responses_stream
+from tests.checkers import GrammarError
+from tests.checkers.anthropic import check_anthropic_stream
+from tests.checkers.gemini import check_gemini_stream
+from tests.checkers.openai_chat import check_openai_chat_stream
+from tests.checkers.responses import check_responses_stream
 from tests.fakes import FakeUpstream
 from tests.support import seed_account
 
@@ -76,6 +83,50 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     texts += [logging.Formatter().formatException(r.exc_info) for r in records if r.exc_info]
     leaked = [text for text in texts if any(shape in text for shape in _SECRET_SHAPES)]
     assert not leaked, f"a log record carries a credential: {leaked[0][:200]}"
+
+
+# Every stream the daemon writes in a test goes through the independent checker of its protocol.
+_STREAM_CHECKERS = {
+    anthropic_stream: check_anthropic_stream, openai_chat_stream: check_openai_chat_stream,
+    responses_stream: check_responses_stream, gemini_stream: check_gemini_stream,
+}
+
+
+class _RecordingResponder:
+    """A Responder that also keeps what was written to the body."""
+
+    def __init__(self, responder: object) -> None:
+        self._responder = responder
+        self.written: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.written.append(data)
+        await self._responder.write(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._responder, name)
+
+
+@pytest.fixture(autouse=True)
+def streams_follow_their_grammar(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Wraps the runner's stream writer: each stream that ran to its end (not cancelled by a
+    client that went away) must satisfy its protocol's grammar checker."""
+    failures: list[str] = []
+    stream = runner._stream
+
+    async def checked(app, generation, response, responder):  # type: ignore[no-untyped-def]
+        recorder = _RecordingResponder(responder)
+        await stream(app, generation, response, recorder)
+        body = b"".join(recorder.written)
+        if body:
+            try:
+                _STREAM_CHECKERS[generation.wire](body)
+            except GrammarError as exc:
+                failures.append(f"{generation.wire.__name__}: {exc}")
+
+    monkeypatch.setattr(runner, "_stream", checked)
+    yield
+    assert not failures, "a stream broke its protocol's grammar:\n" + "\n".join(failures)
 
 
 def free_port() -> int:
