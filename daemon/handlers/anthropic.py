@@ -33,7 +33,7 @@ def register(router: Router, app: App) -> None:
 
 async def _messages(app: App, request: Request, response: Responder) -> None:
     try:
-        body, model = accepted(app, request)
+        body, model = await accepted(app, request)
         await media.inline_anthropic_urls(app, body)
         translated = translate(app, anthropic_request.parse(body), model, session_key(request, body))
     except ProxyError as error:
@@ -53,7 +53,7 @@ async def _messages(app: App, request: Request, response: Responder) -> None:
 
 async def _count_tokens(app: App, request: Request, response: Responder) -> None:
     try:
-        body, model = accepted(app, request)
+        body, model = await accepted(app, request)
         counted = {**body, "max_tokens": 1}  # count_tokens bodies carry no max_tokens
         translated = translate(app, anthropic_request.parse(counted), model, "count")
     except ProxyError as error:

@@ -44,8 +44,13 @@ def json_body(request: Request, *, model_required: bool = True) -> dict[str, Any
     return body
 
 
-def resolve_model(app: App, name: str) -> str:
-    """The upstream id serving a client's model name; ProxyError(NOT_FOUND) listing the served ones."""
+async def resolve_model(app: App, name: str) -> str:
+    """The upstream id serving a client's model name; ProxyError(NOT_FOUND) listing the served ones.
+    A name the cached catalogue lacks is looked up again in a refreshed one (when due)."""
+    try:
+        return models.resolve(name, app.models.served(), app.settings.model_map)
+    except models.UnknownModel:
+        await app.models.catalogue()
     try:
         return models.resolve(name, app.models.served(), app.settings.model_map)
     except models.UnknownModel as exc:
@@ -62,11 +67,11 @@ def conversation_key(request: Request, body: dict[str, Any], *, header: bytes, f
     return hashlib.sha256(orjson.dumps(fallback, option=orjson.OPT_NON_STR_KEYS)).hexdigest()
 
 
-def accepted(app: App, request: Request) -> tuple[dict[str, Any], str]:
+async def accepted(app: App, request: Request) -> tuple[dict[str, Any], str]:
     """An authenticated request's JSON body and the upstream model serving it."""
     authenticate(app, request)
     body = json_body(request)
-    return body, resolve_model(app, body["model"])
+    return body, await resolve_model(app, body["model"])
 
 
 def translate(app: App, conversation: Conversation, model: str, session_key: str) -> Translated:

@@ -39,7 +39,7 @@ async def _call(app: App, request: Request, response: Responder) -> None:
             raise ProxyError(ErrorKind.NOT_FOUND, f"models/{name}:{method} is not a supported method "
                              f"({', '.join(METHODS)})")
         body = json_body(request, model_required=False)
-        model = _resolve(app, name)
+        model = await _resolve(app, name)
         if method == "countTokens":
             body = body.get("generateContentRequest") or body  # the REST form nests the request
         upstream_request = gemini_request.prepare(body, model=model, session_key=_session_key(request, body),
@@ -85,7 +85,7 @@ async def _model(app: App, request: Request, response: Responder) -> None:
     name = request.params["model"].removeprefix("models/")
     try:
         authenticate(app, request)
-        model = _resolve(app, name)
+        model = await _resolve(app, name)
     except ProxyError as error:
         response.respond(*client_errors.gemini(error, request.request_id))
         return
@@ -93,9 +93,9 @@ async def _model(app: App, request: Request, response: Responder) -> None:
     response.respond_json(200, gemini_model(name, catalogue.get(model) or describe(model)))
 
 
-def _resolve(app: App, name: str) -> str:
+async def _resolve(app: App, name: str) -> str:
     try:
-        return resolve_model(app, name)
+        return await resolve_model(app, name)
     except ProxyError as error:  # the wording the real API uses (client-protocols.md §5.5)
         raise ProxyError(ErrorKind.NOT_FOUND, f"models/{name} is not found for API version v1beta, or is not "
                          f"supported for generateContent. {error.message}") from None

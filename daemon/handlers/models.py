@@ -66,7 +66,7 @@ async def openai_model(app: App, request: Request, response: Responder) -> None:
     name = request.params["model"]
     try:
         authenticate(app, request)
-        resolve_model(app, name)
+        await resolve_model(app, name)
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return

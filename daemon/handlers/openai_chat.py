@@ -28,7 +28,7 @@ def register(router: Router, app: App) -> None:
 
 async def _completions(app: App, request: Request, response: Responder) -> None:
     try:
-        body, model = accepted(app, request)
+        body, model = await accepted(app, request)
         await media.inline_openai_urls(app, body)
         translated = translate(app, openai_chat_request.parse(body), model, session_key(request, body))
     except ProxyError as error:

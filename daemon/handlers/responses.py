@@ -33,7 +33,7 @@ def register(router: Router, app: App) -> None:
 
 async def _create(app: App, request: Request, response: Responder) -> None:
     try:
-        body, model = accepted(app, request)
+        body, model = await accepted(app, request)
         history = _history(app, body.get("previous_response_id"))
         await media.inline_openai_urls(app, body)
         conversation, kinds = responses_request.parse(body, history)
