@@ -23,6 +23,7 @@ from .http_client.pool import ConnectionPool
 from .http_server.response import JSON
 from .http_server.router import Router
 from .model_directory import ModelDirectory
+from .pool.pool import AccountPool
 from .upstream.calls import UpstreamCalls
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class App:
         self.signatures = SignatureStore(settings.data_dir)
         self.signatures.load()
         self.models = ModelDirectory(self)
+        self.pool = AccountPool(self)
         self.responses = RecentResponses()
         self.router = Router()
         for handlers in (status, anthropic, models, openai_chat, responses, gemini):
@@ -57,6 +59,7 @@ class App:
     def start(self) -> None:
         """Start the background work that lives as long as the daemon."""
         self._watcher = asyncio.get_running_loop().create_task(self._watch_accounts())
+        self.pool.start()
 
     def render_error(self, path: str | None, status_code: int, message: str) -> tuple[bytes, bytes]:
         """The body of errors raised below the protocol handlers (HTTP framing, routing, limits)."""
@@ -68,6 +71,7 @@ class App:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        await self.pool.aclose()
         await self.tokens.aclose()
         await self.http.aclose()
         self.signatures.close()

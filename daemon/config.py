@@ -110,6 +110,28 @@ def _rewrites(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(table.items())
 
 
+def _count(text: str) -> int:
+    number = int(text)
+    if number < 0:
+        raise ValueError
+    return number
+
+
+def _percent(text: str) -> float:
+    value = float(text.strip().rstrip("%"))
+    if not 0 <= value <= 100:
+        raise ValueError
+    return value
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text.strip()).expanduser() if text.strip() else None
+
+
+def _optional_secret(text: str) -> Secret | None:
+    return Secret(text) if text else None
+
+
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError
@@ -242,6 +264,24 @@ ENV: tuple[Var, ...] = (
         "Codex identity lines (the upstream answers them with a false 429)"),
     Var("AGPROXY_SSE_MAX_EVENT_BYTES", "sse_max_event_bytes", _size_text(limits.SSE_MAX_EVENT_BYTES), _size, "a size like 16MiB",
         "largest single upstream SSE event"),
+    Var("AGPROXY_STRATEGY", "strategy", "sticky", _choice("sticky", "round-robin", "quota-first"),
+        "sticky, round-robin or quota-first",
+        "account choice: keep a conversation on one account (prompt cache), rotate, or most quota first"),
+    Var("AGPROXY_MAX_WAIT", "max_wait", "10", _seconds, "seconds > 0",
+        "a rate limit that resets within this is waited out on the same account; longer ones move on"),
+    Var("AGPROXY_RETRY_DEADLINE", "retry_deadline", "60", _seconds, "seconds > 0",
+        "total time one request may spend on retries and waits before its first byte"),
+    Var("AGPROXY_MAX_CONCURRENT_PER_ACCOUNT", "max_concurrent_per_account", "0", _count, "a whole number (0: no cap)",
+        "concurrent upstream requests per account"),
+    Var("AGPROXY_QUOTA_REFRESH", "quota_refresh", "600", _seconds, "seconds > 0",
+        "how often each account's quota is read from the upstream, in the background"),
+    Var("AGPROXY_QUOTA_RESERVE", "quota_reserve", "0", _percent, "a percentage 0-100",
+        "accounts at or below this remaining quota for a model family are skipped while others can serve"),
+    Var("AGPROXY_ROUTES_FILE", "routes_file", "", _optional_path, "a file path or empty",
+        "JSON of model aliases with fallback chains (reloaded on SIGHUP)"),
+    Var("AGPROXY_ADMIN_PASSWORD", "admin_password", "", _optional_secret, "a password or empty",
+        "basic-auth password (user admin) of the admin page and /quota, /usage; required beyond loopback",
+        secret=True),
     Var("HTTPS_PROXY", "https_proxy", "", _optional_url, "an http(s) URL or empty",
         "outbound proxy for https upstreams (HTTP CONNECT); https_proxy also read"),
     Var("HTTP_PROXY", "http_proxy", "", _optional_url, "an http(s) URL or empty",
@@ -284,6 +324,14 @@ class Settings:
     stream_heartbeat: float
     model_map: tuple[tuple[str, str], ...]
     identity_rewrites: tuple[tuple[str, str], ...]
+    strategy: str
+    max_wait: float
+    retry_deadline: float
+    max_concurrent_per_account: int
+    quota_refresh: float
+    quota_reserve: float
+    routes_file: Path | None
+    admin_password: Secret | None
     sse_max_event_bytes: int
     https_proxy: str | None
     http_proxy: str | None

@@ -23,12 +23,14 @@ class ErrorKind(enum.Enum):
 
 
 class ProxyError(Exception):
-    def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None, param: str | None = None) -> None:
+    def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None, param: str | None = None,
+                 resets_at: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after  # seconds; becomes the retry-after header
         self.param = param  # the request field at fault, for protocols that report it (OpenAI)
+        self.resets_at = resets_at  # epoch seconds when a rate limit ends, for protocols that show it (Codex)
 
     @property
     def status(self) -> int:

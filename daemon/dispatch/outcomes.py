@@ -7,13 +7,6 @@ import orjson
 from ..errors import ErrorKind, ProxyError
 from ..upstream.failures import FailureKind, UpstreamFailure
 
-# Failures another account may not have: try the next one before answering.
-TRY_ANOTHER_ACCOUNT = frozenset({
-    FailureKind.QUOTA_EXHAUSTED, FailureKind.RATE_LIMITED, FailureKind.VERIFICATION_REQUIRED,
-    FailureKind.FORBIDDEN, FailureKind.SERVER_ERROR, FailureKind.AUTH,
-})
-
-
 def client_error(failure: UpstreamFailure) -> ProxyError:
     kind = failure.kind
     if kind is FailureKind.INVALID_REQUEST:

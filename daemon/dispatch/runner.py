@@ -13,23 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
 
-from ..accounts.model import Account
-from ..accounts.tokens import AccountUnavailable
 from ..errors import ErrorKind, ProxyError
 from ..http_client.errors import HTTPClientError
 from ..http_client.pool import UpstreamResponse
 from ..http_server.response import SSE_HEADERS, Responder
 from ..sse import SSEDecoder, SSEError
-from ..upstream import endpoints, models
-from ..upstream.failures import FailureKind, classify
-from .outcomes import TRY_ANOTHER_ACCOUNT, client_error
+from ..upstream import models
+from .opening import open_upstream
 from .translating import parse_document
 
 if TYPE_CHECKING:
@@ -83,6 +78,8 @@ class Generation:
     reader: Reader
     wire: Wire
     render_error: Callable[[ProxyError], tuple[int, Headers, bytes]]
+    session: str = ""  # the conversation, for sticky account choice
+    pinned: str = ""  # the account the client asked for (X-Account), "" for any
 
     @property
     def unary(self) -> bool:
@@ -93,17 +90,18 @@ class Generation:
 
 async def run(app: App, generation: Generation, responder: Responder) -> None:
     try:
-        response = await _open(app, generation)
+        opened = await open_upstream(app, generation)
     except ProxyError as error:
         _respond_error(generation, responder, error)
         return
     try:
         if generation.stream:
-            await _stream(app, generation, response, responder)
+            await _stream(app, generation, opened.response, responder)
         else:
-            await _aggregate(app, generation, response, responder)
+            await _aggregate(app, generation, opened.response, responder)
     finally:
-        response.close()  # aborts the upstream connection unless it was read to the end
+        opened.response.close()  # aborts the upstream connection unless it was read to the end
+        app.pool.end(opened.account.id)
         family = models.family(generation.model)
         for tool_id, signature, thinking in generation.reader.signatures:
             app.signatures.remember(family, signature, tool_id, thinking)
@@ -112,88 +110,6 @@ async def run(app: App, generation: Generation, responder: Responder) -> None:
 def _respond_error(generation: Generation, responder: Responder, error: ProxyError) -> None:
     status, headers, body = generation.render_error(error)
     responder.respond(status, headers, body)
-
-
-# --- choosing an account and opening the upstream stream ---------------------------------
-
-
-async def _open(app: App, generation: Generation) -> UpstreamResponse:
-    """A 200 upstream response, trying each usable account once; ProxyError otherwise."""
-    candidates = [a for a in app.accounts.all() if a.usable]
-    if not candidates:
-        raise ProxyError(ErrorKind.UNAVAILABLE, _no_account_message(app.accounts.all()))
-    last: ProxyError | None = None
-    for account in candidates:
-        try:
-            return await _open_with(app, generation, account)
-        except _TryNext as retry:
-            last = retry.error
-    assert last is not None
-    raise last
-
-
-class _TryNext(Exception):
-    def __init__(self, error: ProxyError) -> None:
-        self.error = error
-
-
-async def _open_with(app: App, generation: Generation, account: Account) -> UpstreamResponse:
-    body = orjson.dumps({
-        "project": account.project_id,
-        "model": generation.model,
-        "userAgent": "antigravity",
-        "requestType": "agent",
-        "requestId": f"agent-{uuid.uuid4()}",
-        "request": generation.request,
-    })
-    rejected: str | None = None
-    for _ in range(2):  # a 401 earns one refresh and one retry
-        try:
-            token = await app.tokens.access_token(account.id, rejected=rejected)
-        except AccountUnavailable as exc:
-            raise _TryNext(ProxyError(ErrorKind.UNAVAILABLE, f"account {account.id}: {exc}")) from None
-        try:
-            response = await app.http.request(
-                "POST", app.settings.upstream_urls[0] + (endpoints.GENERATE if generation.unary else endpoints.STREAM_GENERATE),
-                _headers(app, generation, token), body,
-                first_byte_timeout=app.settings.upstream_first_byte_timeout,
-                idle_timeout=app.settings.upstream_idle_timeout,
-            )
-        except HTTPClientError as exc:
-            raise _TryNext(ProxyError(ErrorKind.UPSTREAM, f"upstream unreachable: {exc}")) from None
-        if response.status == 200:
-            return response
-        try:
-            failure = classify(response.status, await response.read(_MAX_ERROR_BODY))
-        except HTTPClientError as exc:
-            raise _TryNext(ProxyError(ErrorKind.UPSTREAM, f"upstream failed: {exc}")) from None
-        finally:
-            response.close()
-        log.info("upstream %d (%s) for account %s model %s", failure.status, failure.kind.value, account.id, generation.model)
-        if failure.kind is FailureKind.AUTH and rejected is None:
-            rejected = token
-            continue
-        await app.accounts.record_failure(account.id, failure)
-        error = client_error(failure)
-        if failure.kind in TRY_ANOTHER_ACCOUNT:
-            raise _TryNext(error)
-        raise error
-    raise _TryNext(ProxyError(ErrorKind.UPSTREAM, "the upstream refused a freshly refreshed token"))
-
-
-def _headers(app: App, generation: Generation, token: str) -> Headers:
-    headers = endpoints.json_headers(token, app.settings.user_agent)
-    headers.append((b"accept", b"text/event-stream"))
-    if models.family(generation.model) == "claude" and "thinkingConfig" in generation.request.get("generationConfig", {}):
-        headers.append((b"anthropic-beta", b"interleaved-thinking-2025-05-14"))
-    return headers
-
-
-def _no_account_message(accounts: list[Account]) -> str:
-    if not accounts:
-        return "no Google account is configured: run `antigravity-proxy accounts add`"
-    states = ", ".join(f"{a.id}: {a.state.value}" for a in accounts)
-    return f"no account can serve right now ({states})"
 
 
 # --- pumping -----------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,29 @@ def authenticate(app: App, request: Request) -> str:
         raise ProxyError(ErrorKind.AUTH, "invalid or missing API key (x-api-key, Authorization: Bearer, "
                          "x-goog-api-key or ?key=)")
     return name
+
+
+ADMIN_USER = "admin"
+
+
+def require_admin(app: App, request: Request) -> None:
+    """Management endpoints (/quota, /usage, the admin page): basic auth with
+    AGPROXY_ADMIN_PASSWORD when it is set; without one, loopback only."""
+    password = app.settings.admin_password
+    if password is None:
+        if app.settings.is_loopback:
+            return
+        raise ProxyError(ErrorKind.PERMISSION, "management endpoints need AGPROXY_ADMIN_PASSWORD when the daemon "
+                         "listens beyond loopback")
+    header = request.header(b"authorization") or b""
+    scheme, _, encoded = header.partition(b" ")
+    try:
+        user, _, given = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        user, given = "", ""
+    valid = password.matches(given) & hmac.compare_digest(user.encode(), ADMIN_USER.encode())  # both, always
+    if scheme.lower() != b"basic" or not valid:
+        raise ProxyError(ErrorKind.AUTH, "admin credentials required (basic auth, user admin)")
 
 
 def json_body(request: Request, *, model_required: bool = True) -> dict[str, Any]:
@@ -87,4 +112,11 @@ def translated_generation(translated: Translated, machine: Machine, wire: runner
         model=translated.model, request=translated.request, stream=translated.stream,
         reader=Translating(machine, translated.stop_sequences), wire=wire,
         render_error=lambda error: render(error, request.request_id),
+        session=translated.session, pinned=pinned_account(request),
     )
+
+
+def pinned_account(request: Request) -> str:
+    """The account a client asks for by id or e-mail (header X-Account), "" for any."""
+    value = request.header(b"x-account")
+    return value.decode("latin-1").strip() if value else ""

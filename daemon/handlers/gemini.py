@@ -15,7 +15,7 @@ from ..http_server.router import Router
 from ..translate import client_errors, gemini_request, gemini_stream
 from ..translate.count_tokens import estimate_tokens
 from ..upstream.catalog import describe
-from .common import authenticate, conversation_key, json_body, resolve_model
+from .common import authenticate, conversation_key, json_body, pinned_account, resolve_model
 from .models import gemini_model, is_gemini_client, openai_model
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ async def _call(app: App, request: Request, response: Responder) -> None:
         model = await _resolve(app, name)
         if method == "countTokens":
             body = body.get("generateContentRequest") or body  # the REST form nests the request
-        upstream_request = gemini_request.prepare(body, model=model, session_key=_session_key(request, body),
+        session = _session_key(request, body)
+        upstream_request = gemini_request.prepare(body, model=model, session_key=session,
                                                   rewrites=app.settings.identity_rewrites)
     except ProxyError as error:
         response.respond(*client_errors.gemini(error, request.request_id))
@@ -55,6 +56,7 @@ async def _call(app: App, request: Request, response: Responder) -> None:
         model=model, request=upstream_request, stream=sse, reader=gemini_stream.GeminiPassthrough(),
         wire=gemini_stream if method == "generateContent" else _ChunkList,
         render_error=lambda error: client_errors.gemini(error, request.request_id),
+        session=session, pinned=pinned_account(request),
     )
     await runner.run(app, generation, response)
 

@@ -80,9 +80,13 @@ GEMINI_STATUS = {
 
 
 def openai_error(error: ProxyError) -> dict[str, object]:
-    """The `{"error": …}` object, as a body and as an in-stream chunk."""
-    return {"error": {"message": error.message, "type": OPENAI_TYPES[error.kind], "param": error.param,
-                      "code": OPENAI_CODES.get(error.kind)}}
+    """The `{"error": …}` object, as a body and as an in-stream chunk. A rate limit that lasts
+    beyond what SDKs wait is Codex's `usage_limit_reached`, whose `resets_at` it shows the user."""
+    body: dict[str, object] = {"message": error.message, "type": OPENAI_TYPES[error.kind], "param": error.param,
+                               "code": OPENAI_CODES.get(error.kind)}
+    if error.kind is ErrorKind.RATE_LIMITED and error.resets_at is not None and (error.retry_after or 0) > SDK_RETRY_LIMIT:
+        body["type"], body["resets_at"] = "usage_limit_reached", int(error.resets_at)
+    return {"error": body}
 
 
 def openai(error: ProxyError, request_id: str) -> tuple[int, Headers, bytes]:

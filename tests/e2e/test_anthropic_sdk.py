@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import anthropic
 import pytest
 
@@ -230,13 +232,24 @@ async def test_an_http_200_version_rejection_is_an_error(settings, fake):
     assert "AGPROXY_CLIENT_VERSION" in str(info.value)
 
 
-async def test_upstream_capacity_is_an_overloaded_error(settings, fake):
-    fake.script(s.error("503.MODEL_CAPACITY_EXHAUSTED"))
-    async with running_daemon(settings) as (listener, _app, _routes):
+async def test_upstream_capacity_is_retried_then_an_overloaded_error(settings, fake):
+    for _ in range(3):  # the first attempt and two backed-off retries on the one account
+        fake.script(s.error("503.MODEL_CAPACITY_EXHAUSTED"))
+    async with running_daemon(dataclasses.replace(settings, max_wait=0.05)) as (listener, _app, _routes):
         with pytest.raises(anthropic.APIStatusError) as info:
             await client(listener).messages.create(model="claude-sonnet-4-6", max_tokens=10,
                                                    messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 529
+    assert len(fake.generation_requests) == 3 and fake.pending_scripts == 0
+
+
+async def test_upstream_capacity_once_is_invisible_to_the_client(settings, fake):
+    fake.script(s.error("503.MODEL_CAPACITY_EXHAUSTED"))
+    fake.script(s.stream_reply(s.text("fine")))
+    async with running_daemon(dataclasses.replace(settings, max_wait=0.05)) as (listener, _app, _routes):
+        message = await client(listener).messages.create(model="claude-sonnet-4-6", max_tokens=10,
+                                                         messages=[{"role": "user", "content": "hi"}])
+    assert message.content[0].text == "fine"
 
 
 @pytest.mark.parametrize("stream", [False, True])
