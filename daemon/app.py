@@ -11,13 +11,14 @@ from http import HTTPStatus
 
 import orjson
 
+from . import routes
 from .accounts.registry import AccountRegistry
 from .accounts.signatures import SignatureStore
 from .accounts.store import AccountStore, StoreError
 from .accounts.tokens import TokenManager
 from .config import Settings
 from .dispatch.recent_responses import RecentResponses
-from .handlers import anthropic, gemini, models, openai_chat, responses, status
+from .handlers import anthropic, gemini, models, openai_chat, quota, responses, status
 from .http_client.dial import ProxyConfig
 from .http_client.pool import ConnectionPool
 from .http_server.response import JSON
@@ -33,7 +34,8 @@ ACCOUNTS_POLL_INTERVAL = 2.0  # seconds between checks for changes made by the C
 
 class App:
     def __init__(self, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> None:
-        """Raises StoreError when accounts.json is unusable: the daemon must not start then."""
+        """Raises StoreError (accounts.json) or RoutesError (AGPROXY_ROUTES_FILE) when a file is
+        unusable: the daemon must not start then."""
         self.settings = settings
         self.started_at = time.monotonic()
         self.http = ConnectionPool(
@@ -49,10 +51,11 @@ class App:
         self.signatures = SignatureStore(settings.data_dir)
         self.signatures.load()
         self.models = ModelDirectory(self)
+        self.routes = routes.load(settings.routes_file) if settings.routes_file else routes.Routes()
         self.pool = AccountPool(self)
         self.responses = RecentResponses()
         self.router = Router()
-        for handlers in (status, anthropic, models, openai_chat, responses, gemini):
+        for handlers in (status, anthropic, models, openai_chat, responses, gemini, quota):
             handlers.register(self.router, self)
         self._watcher: asyncio.Task[None] | None = None
 
@@ -60,6 +63,17 @@ class App:
         """Start the background work that lives as long as the daemon."""
         self._watcher = asyncio.get_running_loop().create_task(self._watch_accounts())
         self.pool.start()
+
+    def reload_routes(self) -> None:
+        """SIGHUP: read AGPROXY_ROUTES_FILE again; a broken file keeps the routes in use."""
+        if self.settings.routes_file is None:
+            return
+        try:
+            self.routes = routes.load(self.settings.routes_file)
+        except routes.RoutesError as exc:
+            log.error("routes not reloaded, the previous ones stay in use: %s", exc)
+            return
+        log.info("routes reloaded: %s", ", ".join(sorted(self.routes.by_name)) or "none")
 
     def render_error(self, path: str | None, status_code: int, message: str) -> tuple[bytes, bytes]:
         """The body of errors raised below the protocol handlers (HTTP framing, routing, limits)."""

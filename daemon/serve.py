@@ -1,4 +1,4 @@
-"""Process lifecycle: uvloop, the listener, SIGTERM drain and exit codes."""
+"""Process lifecycle: uvloop, the listener, SIGTERM drain, SIGHUP routes reload and exit codes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .accounts.store import StoreError
 from .app import App
 from .config import Settings
 from .http_server.protocol import ServerConnection, ServerState
+from .routes import RoutesError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ async def serve(settings: Settings, app: App | None = None) -> int:
     if app is None:
         try:
             app = App(settings)
-        except StoreError as exc:
+        except (StoreError, RoutesError) as exc:
             log.error("%s", exc)
             return 2
     try:
@@ -47,10 +48,11 @@ async def serve(settings: Settings, app: App | None = None) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload_routes)  # connections and streams carry on
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
     log.info("stopping: no new connections; draining %d in-flight requests", len(listener.state.tasks))
     await listener.stop(settings.drain_timeout)

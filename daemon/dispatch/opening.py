@@ -64,7 +64,8 @@ async def open_upstream(app: App, generation: Generation) -> Opened:
     prefer = ""  # the account a wait was for
     attempts = 0
     while attempts < MAX_ATTEMPTS:
-        choice = app.pool.choose(family, session=generation.session, pinned=generation.pinned, tried=tried, prefer=prefer)
+        choice = app.pool.choose(family, session=generation.session, pinned=generation.pinned, tried=tried, prefer=prefer,
+                                 allowed=generation.accounts)
         if isinstance(choice, NoAccount):
             wait = _wait_for(choice, time.time())
             if wait is None or loop.time() + wait > deadline or wait > settings.max_wait:

@@ -80,6 +80,7 @@ class Generation:
     render_error: Callable[[ProxyError], tuple[int, Headers, bytes]]
     session: str = ""  # the conversation, for sticky account choice
     pinned: str = ""  # the account the client asked for (X-Account), "" for any
+    accounts: tuple[str, ...] = ()  # the accounts a route target allows, () for any
 
     @property
     def unary(self) -> bool:
@@ -88,12 +89,25 @@ class Generation:
         return not self.stream and "thinkingConfig" not in self.request.get("generationConfig", {})
 
 
-async def run(app: App, generation: Generation, responder: Responder) -> None:
-    try:
-        opened = await open_upstream(app, generation)
-    except ProxyError as error:
-        _respond_error(generation, responder, error)
-        return
+# Refusals after which a route's next target is tried: this target cannot serve now.
+FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE, ErrorKind.OVERLOADED})
+
+
+async def run(app: App, generations: list[Generation], responder: Responder) -> Generation | None:
+    """Answer with the first generation an account can serve (a route's targets in order);
+    returns it, or None when the client got an error before any answer."""
+    for index, generation in enumerate(generations):
+        try:
+            opened = await open_upstream(app, generation)
+            break
+        except ProxyError as error:
+            if error.kind in FALLBACK_KINDS and index + 1 < len(generations):
+                log.info("route target %s cannot serve (%s): trying the next", generation.model, error.message)
+                continue
+            _respond_error(generation, responder, error)
+            return None
+    else:
+        return None
     try:
         if generation.stream:
             await _stream(app, generation, opened.response, responder)
@@ -105,6 +119,7 @@ async def run(app: App, generation: Generation, responder: Responder) -> None:
         family = models.family(generation.model)
         for tool_id, signature, thinking in generation.reader.signatures:
             app.signatures.remember(family, signature, tool_id, thinking)
+    return generation
 
 
 def _respond_error(generation: Generation, responder: Responder, error: ProxyError) -> None:

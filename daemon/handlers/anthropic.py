@@ -16,7 +16,8 @@ from ..http_server.router import Router
 from ..translate import anthropic_request, anthropic_stream, client_errors
 from ..translate.count_tokens import estimate_tokens
 from . import media
-from .common import accepted, conversation_key, translate, translated_generation
+from ..translate.upstream_request import Translated
+from .common import accepted, conversation_key, translate, translated_generations
 
 if TYPE_CHECKING:
     from ..app import App
@@ -32,30 +33,33 @@ def register(router: Router, app: App) -> None:
 
 
 async def _messages(app: App, request: Request, response: Responder) -> None:
+    counter = itertools.count()
+
+    def machine(translated: Translated) -> anthropic_stream.AnthropicStream:
+        return anthropic_stream.AnthropicStream(
+            message_id="msg_" + secrets.token_hex(12),
+            model=str(body["model"]),  # echo the client's name, not the upstream's
+            thinking=translated.show_thoughts,
+            tool_names=translated.tool_names,
+            new_tool_id=lambda: "toolu_%s%02d" % (secrets.token_hex(11), next(counter) % 100),
+        )
+
     try:
-        body, model = await accepted(app, request)
+        body, targets = await accepted(app, request)
         await media.inline_anthropic_urls(app, body)
-        translated = translate(app, anthropic_request.parse(body), model, session_key(request, body))
+        generations = translated_generations(app, request, anthropic_request.parse(body), session_key(request, body),
+                                             targets, machine, anthropic_stream, client_errors.anthropic)
     except ProxyError as error:
         _error(response, error, request)
         return
-    counter = itertools.count()
-    machine = anthropic_stream.AnthropicStream(
-        message_id="msg_" + secrets.token_hex(12),
-        model=str(body["model"]),  # echo the client's name, not the upstream's
-        thinking=translated.show_thoughts,
-        tool_names=translated.tool_names,
-        new_tool_id=lambda: "toolu_%s%02d" % (secrets.token_hex(11), next(counter) % 100),
-    )
-    await runner.run(app, translated_generation(translated, machine, anthropic_stream, client_errors.anthropic, request),
-                     response)
+    await runner.run(app, generations, response)
 
 
 async def _count_tokens(app: App, request: Request, response: Responder) -> None:
     try:
-        body, model = await accepted(app, request)
+        body, targets = await accepted(app, request)
         counted = {**body, "max_tokens": 1}  # count_tokens bodies carry no max_tokens
-        translated = translate(app, anthropic_request.parse(counted), model, "count")
+        translated = translate(app, anthropic_request.parse(counted), targets[0].model, "count")
     except ProxyError as error:
         _error(response, error, request)
         return

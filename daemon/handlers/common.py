@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -92,11 +94,28 @@ def conversation_key(request: Request, body: dict[str, Any], *, header: bytes, f
     return hashlib.sha256(orjson.dumps(fallback, option=orjson.OPT_NON_STR_KEYS)).hexdigest()
 
 
-async def accepted(app: App, request: Request) -> tuple[dict[str, Any], str]:
-    """An authenticated request's JSON body and the upstream model serving it."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    model: str  # upstream id
+    accounts: tuple[str, ...] = ()  # the accounts a route allows, () for any
+
+
+async def accepted(app: App, request: Request) -> tuple[dict[str, Any], list[Target]]:
+    """An authenticated request's JSON body and what may serve it: the upstream model of its
+    model name, or a route's targets in the order to try them."""
     authenticate(app, request)
     body = json_body(request)
-    return body, await resolve_model(app, body["model"])
+    return body, await targets(app, body["model"])
+
+
+async def targets(app: App, name: str) -> list[Target]:
+    route = app.routes.find(name)
+    if route is None:
+        return [Target(await resolve_model(app, name))]
+    return [Target(await resolve_model(app, t.model), t.accounts) for t in route.ordered(_shuffle)]
+
+
+_shuffle = random.Random()  # for "random" routes: no need for a secure source
 
 
 def translate(app: App, conversation: Conversation, model: str, session_key: str) -> Translated:
@@ -104,16 +123,21 @@ def translate(app: App, conversation: Conversation, model: str, session_key: str
                  rewrites=app.settings.identity_rewrites)
 
 
-def translated_generation(translated: Translated, machine: Machine, wire: runner.Wire,
-                          render: Callable[[ProxyError, str], tuple[int, runner.Headers, bytes]],
-                          request: Request) -> runner.Generation:
-    """A translated protocol's generation: upstream events through its machine onto its wire."""
-    return runner.Generation(
-        model=translated.model, request=translated.request, stream=translated.stream,
-        reader=Translating(machine, translated.stop_sequences), wire=wire,
-        render_error=lambda error: render(error, request.request_id),
-        session=translated.session, pinned=pinned_account(request),
-    )
+def translated_generations(app: App, request: Request, conversation: Conversation, session: str,
+                           targets: list[Target], machine: Callable[[Translated], Machine], wire: runner.Wire,
+                           render: Callable[[ProxyError, str], tuple[int, runner.Headers, bytes]]) -> list[runner.Generation]:
+    """A translated protocol's generation per target: upstream events through a new machine
+    onto the protocol's wire. Raises ProxyError when a target's model cannot take the request."""
+    generations = []
+    for target in targets:
+        translated = translate(app, conversation, target.model, session)
+        generations.append(runner.Generation(
+            model=translated.model, request=translated.request, stream=translated.stream,
+            reader=Translating(machine(translated), translated.stop_sequences), wire=wire,
+            render_error=lambda error: render(error, request.request_id),
+            session=session, pinned=pinned_account(request), accounts=target.accounts,
+        ))
+    return generations
 
 
 def pinned_account(request: Request) -> str:

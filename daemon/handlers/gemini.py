@@ -15,7 +15,7 @@ from ..http_server.router import Router
 from ..translate import client_errors, gemini_request, gemini_stream
 from ..translate.count_tokens import estimate_tokens
 from ..upstream.catalog import describe
-from .common import authenticate, conversation_key, json_body, pinned_account, resolve_model
+from .common import Target, authenticate, conversation_key, json_body, pinned_account, targets
 from .models import gemini_model, is_gemini_client, openai_model
 
 if TYPE_CHECKING:
@@ -39,26 +39,26 @@ async def _call(app: App, request: Request, response: Responder) -> None:
             raise ProxyError(ErrorKind.NOT_FOUND, f"models/{name}:{method} is not a supported method "
                              f"({', '.join(METHODS)})")
         body = json_body(request, model_required=False)
-        model = await _resolve(app, name)
+        served_by = await _targets(app, name)
         if method == "countTokens":
             body = body.get("generateContentRequest") or body  # the REST form nests the request
         session = _session_key(request, body)
-        upstream_request = gemini_request.prepare(body, model=model, session_key=session,
-                                                  rewrites=app.settings.identity_rewrites)
+        prepared = [(target, gemini_request.prepare(body, model=target.model, session_key=session,
+                                                    rewrites=app.settings.identity_rewrites)) for target in served_by]
     except ProxyError as error:
         response.respond(*client_errors.gemini(error, request.request_id))
         return
     if method == "countTokens":
-        response.respond_json(200, {"totalTokens": estimate_tokens(upstream_request)})
+        response.respond_json(200, {"totalTokens": estimate_tokens(prepared[0][1])})
         return
     sse = method == "streamGenerateContent" and "alt=sse" in request.query
-    generation = runner.Generation(
-        model=model, request=upstream_request, stream=sse, reader=gemini_stream.GeminiPassthrough(),
+    generations = [runner.Generation(
+        model=target.model, request=upstream_request, stream=sse, reader=gemini_stream.GeminiPassthrough(),
         wire=gemini_stream if method == "generateContent" else _ChunkList,
         render_error=lambda error: client_errors.gemini(error, request.request_id),
-        session=session, pinned=pinned_account(request),
-    )
-    await runner.run(app, generation, response)
+        session=session, pinned=pinned_account(request), accounts=target.accounts,
+    ) for target, upstream_request in prepared]
+    await runner.run(app, generations, response)
 
 
 class _ChunkList:
@@ -87,7 +87,7 @@ async def _model(app: App, request: Request, response: Responder) -> None:
     name = request.params["model"].removeprefix("models/")
     try:
         authenticate(app, request)
-        model = await _resolve(app, name)
+        model = (await _targets(app, name))[0].model
     except ProxyError as error:
         response.respond(*client_errors.gemini(error, request.request_id))
         return
@@ -95,9 +95,9 @@ async def _model(app: App, request: Request, response: Responder) -> None:
     response.respond_json(200, gemini_model(name, catalogue.get(model) or describe(model)))
 
 
-async def _resolve(app: App, name: str) -> str:
+async def _targets(app: App, name: str) -> list[Target]:
     try:
-        return await resolve_model(app, name)
+        return await targets(app, name)
     except ProxyError as error:  # the wording the real API uses (client-protocols.md §5.5)
         raise ProxyError(ErrorKind.NOT_FOUND, f"models/{name} is not found for API version v1beta, or is not "
                          f"supported for generateContent. {error.message}") from None

@@ -1,6 +1,6 @@
 """Model lists in each protocol's shape: Anthropic, OpenAI and Gemini on /v1/models (told
 apart by the headers each SDK sends), Gemini on /v1beta/models too. Served ids come from the
-upstream catalogue; the user's AGPROXY_MODEL_MAP names are listed as aliases."""
+upstream catalogue; the user's AGPROXY_MODEL_MAP names and routes are listed as aliases."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ async def entries(app: App) -> list[tuple[str, ModelInfo]]:
     for alias, target in app.settings.model_map:
         if "*" not in alias and "?" not in alias and target in catalogue and alias not in catalogue:
             listed.append((alias, catalogue[target]))
+    for name, route in sorted(app.routes.by_name.items()):  # a route looks like its first target
+        first = route.targets[0].model
+        if name not in catalogue and first in catalogue:
+            listed.append((name, catalogue[first]))
     return listed
 
 

@@ -13,7 +13,8 @@ from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..translate import client_errors, openai_chat_request, openai_chat_stream
 from . import media
-from .common import accepted, conversation_key, translate, translated_generation
+from ..translate.upstream_request import Translated
+from .common import accepted, conversation_key, translated_generations
 
 if TYPE_CHECKING:
     from ..app import App
@@ -27,25 +28,27 @@ def register(router: Router, app: App) -> None:
 
 
 async def _completions(app: App, request: Request, response: Responder) -> None:
+    def machine(translated: Translated) -> openai_chat_stream.ChatStream:
+        options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+        return openai_chat_stream.ChatStream(
+            completion_id="chatcmpl-" + secrets.token_hex(12),
+            model=body["model"],  # echo the client's name, not the upstream's
+            created=int(time.time()),
+            reasoning=translated.show_thoughts,
+            include_usage=not translated.stream or options.get("include_usage") is True,  # a completion always has usage
+            tool_names=translated.tool_names,
+            new_call_id=lambda: "call_" + secrets.token_hex(12),
+        )
+
     try:
-        body, model = await accepted(app, request)
+        body, targets = await accepted(app, request)
         await media.inline_openai_urls(app, body)
-        translated = translate(app, openai_chat_request.parse(body), model, session_key(request, body))
+        generations = translated_generations(app, request, openai_chat_request.parse(body), session_key(request, body),
+                                             targets, machine, openai_chat_stream, client_errors.openai)
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return
-    options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
-    machine = openai_chat_stream.ChatStream(
-        completion_id="chatcmpl-" + secrets.token_hex(12),
-        model=body["model"],  # echo the client's name, not the upstream's
-        created=int(time.time()),
-        reasoning=translated.show_thoughts,
-        include_usage=not translated.stream or options.get("include_usage") is True,  # a completion always has usage
-        tool_names=translated.tool_names,
-        new_call_id=lambda: "call_" + secrets.token_hex(12),
-    )
-    await runner.run(app, translated_generation(translated, machine, openai_chat_stream, client_errors.openai, request),
-                     response)
+    await runner.run(app, generations, response)
 
 
 def session_key(request: Request, body: dict[str, Any]) -> str:

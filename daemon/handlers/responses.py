@@ -13,7 +13,8 @@ from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..translate import client_errors, responses_request, responses_stream
 from . import media
-from .common import accepted, conversation_key, translate, translated_generation
+from ..translate.upstream_request import Translated
+from .common import accepted, conversation_key, translated_generations
 
 if TYPE_CHECKING:
     from ..app import App
@@ -32,29 +33,33 @@ def register(router: Router, app: App) -> None:
 
 
 async def _create(app: App, request: Request, response: Responder) -> None:
+    response_id = "resp_" + secrets.token_hex(16)
+
+    def machine(translated: Translated) -> responses_stream.ResponsesStream:
+        reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+        return responses_stream.ResponsesStream(
+            response_id=response_id,
+            model=body["model"],  # echo the client's name, not the upstream's
+            created=int(time.time()),
+            reasoning=translated.show_thoughts and reasoning.get("summary") is not None,
+            tools={upstream: (client, kinds.get(client, "function")) for upstream, client in translated.tool_names.items()},
+            new_call_id=lambda: "call_" + secrets.token_hex(12),
+            new_item_id=lambda prefix: ITEM_PREFIXES.get(prefix, prefix + "_") + secrets.token_hex(12),
+            echo={key: body[key] for key in ECHOED if key in body},
+        )
+
     try:
-        body, model = await accepted(app, request)
+        body, targets = await accepted(app, request)
         history = _history(app, body.get("previous_response_id"))
         await media.inline_openai_urls(app, body)
         conversation, kinds = responses_request.parse(body, history)
-        translated = translate(app, conversation, model, session_key(request, body))
+        generations = translated_generations(app, request, conversation, session_key(request, body), targets, machine,
+                                             responses_stream, client_errors.openai)
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
-    machine = responses_stream.ResponsesStream(
-        response_id="resp_" + secrets.token_hex(16),
-        model=body["model"],  # echo the client's name, not the upstream's
-        created=int(time.time()),
-        reasoning=translated.show_thoughts and reasoning.get("summary") is not None,
-        tools={upstream: (client, kinds.get(client, "function")) for upstream, client in translated.tool_names.items()},
-        new_call_id=lambda: "call_" + secrets.token_hex(12),
-        new_item_id=lambda prefix: ITEM_PREFIXES.get(prefix, prefix + "_") + secrets.token_hex(12),
-        echo={key: body[key] for key in ECHOED if key in body},
-    )
-    await runner.run(app, translated_generation(translated, machine, responses_stream, client_errors.openai, request),
-                     response)
-    final = machine.response
+    served = await runner.run(app, generations, response)
+    final = served.reader.machine.response if served is not None else None  # type: ignore[attr-defined]
     if body.get("store") is not False and final is not None and final.get("status") != "failed":
         items = body["input"] if isinstance(body["input"], list) else [{"role": "user", "content": body["input"]}]
         app.responses.remember(final["id"], [*history, *items, *final["output"]])

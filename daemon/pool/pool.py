@@ -34,11 +34,12 @@ class AccountPool:
         self._due: dict[str, float] = {}  # account id → when its quota is read next
         self._task: asyncio.Task[None] | None = None
 
-    def choose(self, family: str, *, session: str, pinned: str, tried: set[str],
-               prefer: str = "") -> selection.Pick | selection.NoAccount:
+    def choose(self, family: str, *, session: str, pinned: str, tried: set[str], prefer: str = "",
+               allowed: tuple[str, ...] = ()) -> selection.Pick | selection.NoAccount:
         settings = self._app.settings
+        request = selection.Request(family, session, pinned, tried, prefer, allowed)
         return selection.select(
-            self._app.accounts.all(), self.state, selection.Request(family, session, pinned, tried, prefer), now=time.time(),
+            self._app.accounts.all(), self.state, request, now=time.time(),
             strategy=settings.strategy, reserve=settings.quota_reserve,
             max_in_flight=settings.max_concurrent_per_account,
         )

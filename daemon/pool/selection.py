@@ -46,6 +46,7 @@ class Request:
     pinned: str = ""  # account id or e-mail the client asked for ("" → any)
     tried: Collection[str] = ()  # account ids this request already used up
     prefer: str = ""  # the account to take again when it can serve (a wait on it just ended)
+    allowed: tuple[str, ...] = ()  # a route target's accounts (ids or e-mails); () = any
 
 
 def select(accounts: list[Account], state: PoolState, request: Request, *, now: float, strategy: str = "sticky",
@@ -53,6 +54,8 @@ def select(accounts: list[Account], state: PoolState, request: Request, *, now: 
     pool = [a for a in accounts if _matches(a, request.pinned)] if request.pinned else accounts
     if request.pinned and not pool:
         return NoAccount((), False, f"no account {request.pinned!r} is configured")
+    if request.allowed:
+        pool = [a for a in pool if any(_matches(a, allowed) for allowed in request.allowed)]
     cooling: list[tuple[Account, Cooldown]] = []
     busy = False
     ready: list[Account] = []
