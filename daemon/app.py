@@ -18,18 +18,21 @@ from .accounts.store import AccountStore, StoreError
 from .accounts.tokens import TokenManager
 from .config import Settings
 from .dispatch.recent_responses import RecentResponses
-from .handlers import anthropic, gemini, models, openai_chat, quota, responses, status
+from .handlers import anthropic, gemini, models, openai_chat, quota, responses, status, usage
 from .http_client.dial import ProxyConfig
 from .http_client.pool import ConnectionPool
 from .http_server.response import JSON
 from .http_server.router import Router
+from .keys_store import ManagedKeys
 from .model_directory import ModelDirectory
 from .pool.pool import AccountPool
 from .upstream.calls import UpstreamCalls
+from .usage import UsageBook
 
 log = logging.getLogger(__name__)
 
 ACCOUNTS_POLL_INTERVAL = 2.0  # seconds between checks for changes made by the CLI or another daemon
+USAGE_FLUSH_INTERVAL = 60.0  # seconds: a crash loses at most this much of the usage counts
 
 
 class App:
@@ -50,18 +53,23 @@ class App:
         self.tokens = TokenManager(self.accounts, self.calls)
         self.signatures = SignatureStore(settings.data_dir)
         self.signatures.load()
+        self.keys = ManagedKeys(settings.data_dir)
+        self.keys.load()
+        self.usage = UsageBook(settings.data_dir)
+        self.usage.load()
         self.models = ModelDirectory(self)
         self.routes = routes.load(settings.routes_file) if settings.routes_file else routes.Routes()
         self.pool = AccountPool(self)
         self.responses = RecentResponses()
         self.router = Router()
-        for handlers in (status, anthropic, models, openai_chat, responses, gemini, quota):
+        for handlers in (status, anthropic, models, openai_chat, responses, gemini, quota, usage):
             handlers.register(self.router, self)
-        self._watcher: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         """Start the background work that lives as long as the daemon."""
-        self._watcher = asyncio.get_running_loop().create_task(self._watch_accounts())
+        loop = asyncio.get_running_loop()
+        self._background = [loop.create_task(self._watch_files()), loop.create_task(self._flush_usage())]
         self.pool.start()
 
     def reload_routes(self) -> None:
@@ -81,23 +89,34 @@ class App:
         return JSON, orjson.dumps(body)
 
     async def aclose(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in self._background:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+                await task
+        self.usage.flush(durable=True)
         await self.pool.aclose()
         await self.tokens.aclose()
         await self.http.aclose()
         self.signatures.close()
 
-    async def _watch_accounts(self) -> None:
+    async def _watch_files(self) -> None:
+        """Pick up accounts and keys changed by the CLI or another daemon. A broken file keeps
+        what was loaded in use; it is never overwritten meanwhile."""
         while True:
             await asyncio.sleep(ACCOUNTS_POLL_INTERVAL)
+            for reload in (self.accounts.reload_if_changed, self.keys.reload_if_changed):
+                try:
+                    reload()
+                except StoreError as exc:
+                    log.error("%s", exc)
+
+    async def _flush_usage(self) -> None:
+        while True:
+            await asyncio.sleep(USAGE_FLUSH_INTERVAL)
             try:
-                self.accounts.reload_if_changed()
-            except StoreError as exc:
-                # Keep serving with what was loaded; the file is never overwritten meanwhile.
-                log.error("%s", exc)
+                self.usage.flush()
+            except OSError as exc:
+                log.error("usage counts not saved: %s", exc)
 
 
 def _error_type(status_code: int) -> str:

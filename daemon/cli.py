@@ -1,4 +1,4 @@
-"""Command line: `serve`, `accounts …`, `--version`, `--help-env`."""
+"""Command line: `serve`, `accounts …`, `quota`, `--version`, `--help-env`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 
 from . import __version__, config, log
+from . import keys_store
 from .accounts import commands as account_commands
 
 
@@ -21,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the daemon in the foreground")
     account_commands.add_parser(commands)
+    keys_store.add_parser(commands)
+    quota = commands.add_parser("quota", help="show each account's quota (asks the running daemon)")
+    quota.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -41,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     log.setup(settings.log_level, settings.log_format)
     if args.command == "accounts":
         return account_commands.run(args, settings)
+    if args.command == "keys":
+        return keys_store.run(args, settings)
+    if args.command == "quota":
+        from .handlers import quota
+
+        return quota.run_cli(settings, as_json=args.json)
     from . import serve  # imports uvloop: only needed to serve
 
     return serve.run(settings)

@@ -1,17 +1,26 @@
 """Client API keys: which key a request presents and whether it is one of ours (pure).
 
 Every route accepts every form clients use (client-protocols.md §1.4): `x-api-key`,
-`Authorization: Bearer`, `x-goog-api-key` and `?key=`. Keys are compared in constant time
-against every configured key, so timing says nothing about which one nearly matched.
+`Authorization: Bearer`, `x-goog-api-key` and `?key=`. Two sources of keys are accepted:
+AGPROXY_API_KEYS (Settings.api_keys) and the managed keys of keys.json (keys_store.py).
+The presented key is hashed once and its SHA-256 digest compared in constant time against
+the digest of every key of both sources, with no early exit: timing says nothing about
+which key nearly matched, nor how long the keys are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from .http_server.request import Request
 from .redact import Secret
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .keys_store import ManagedKeys
 
 ClientKeys = tuple[tuple[str, Secret], ...]  # (name, key)
 
@@ -31,13 +40,19 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def key_name(presented: str | None, keys: ClientKeys) -> str | None:
-    """The name of the matching key; None when nothing matches."""
+def key_name(presented: str | None, env_keys: ClientKeys, managed: ManagedKeys | None = None) -> str | None:
+    """The name of the matching key (an AGPROXY_API_KEYS one wins over a managed one of the
+    same value); None when nothing matches."""
     if presented is None:
         return None
-    found = None
-    candidate = presented.encode()
-    for name, key in keys:
-        if hmac.compare_digest(key.reveal().encode(), candidate):  # no early exit
+    digest = hashlib.sha256(presented.encode()).digest()
+    found = managed.match_digest(digest) if managed is not None else None
+    for name, key in env_keys:
+        if hmac.compare_digest(hashlib.sha256(key.reveal().encode()).digest(), digest):  # no early exit
             found = name
     return found
+
+
+def keys_required(settings: Settings, managed: ManagedKeys | None) -> bool:
+    """Whether clients must present a key: any AGPROXY_API_KEYS key or managed key exists."""
+    return bool(settings.api_keys) or bool(managed)

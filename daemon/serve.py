@@ -11,6 +11,7 @@ import uvloop
 from . import __version__
 from .accounts.store import StoreError
 from .app import App
+from .client_keys import keys_required
 from .config import Settings
 from .http_server.protocol import ServerConnection, ServerState
 from .routes import RoutesError
@@ -25,16 +26,18 @@ def run(settings: Settings) -> int:
 
 async def serve(settings: Settings, app: App | None = None) -> int:
     """Listen until SIGTERM or SIGINT, then drain; returns the process exit code."""
-    if not settings.is_loopback and not settings.api_keys and not settings.allow_open:
-        log.error("refusing to listen on %s without client keys: set AGPROXY_API_KEYS "
-                  "(or AGPROXY_ALLOW_OPEN=on to serve anyone who can connect)", settings.host)
-        return 2
     if app is None:
         try:
             app = App(settings)
         except (StoreError, RoutesError) as exc:
             log.error("%s", exc)
             return 2
+    if not settings.is_loopback and not keys_required(settings, app.keys) and not settings.allow_open:
+        log.error("refusing to listen on %s without client keys: set AGPROXY_API_KEYS or run "
+                  "`antigravity-proxy keys add NAME` (or AGPROXY_ALLOW_OPEN=on to serve anyone who can connect)",
+                  settings.host)
+        await app.aclose()
+        return 2
     try:
         listener = await Listener.start(app)
     except OSError as exc:

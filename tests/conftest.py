@@ -116,13 +116,14 @@ def streams_follow_their_grammar(monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 
     async def checked(app, generation, response, responder):  # type: ignore[no-untyped-def]
         recorder = _RecordingResponder(responder)
-        await stream(app, generation, response, recorder)
+        answered = await stream(app, generation, response, recorder)
         body = b"".join(recorder.written)
         if body:
             try:
                 _STREAM_CHECKERS[generation.wire](body)
             except GrammarError as exc:
                 failures.append(f"{generation.wire.__name__}: {exc}")
+        return answered
 
     monkeypatch.setattr(runner, "_stream", checked)
     yield

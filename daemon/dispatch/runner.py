@@ -24,6 +24,7 @@ from ..http_client.pool import UpstreamResponse
 from ..http_server.response import SSE_HEADERS, Responder
 from ..sse import SSEDecoder, SSEError
 from ..upstream import models
+from ..upstream.events import Usage
 from .opening import open_upstream
 from .translating import parse_document
 
@@ -43,6 +44,10 @@ class Reader(Protocol):
 
     done: bool  # no more upstream input is wanted (a stop sequence matched)
     signatures: list[tuple[str | None, str, str]]
+
+    @property
+    def usage(self) -> Usage | None:
+        """The answer's token counts so far (the upstream's are cumulative)."""
 
     def step(self, documents: Iterable[bytes]) -> tuple[list[Any], bool]:
         """The client events, and whether any carried content (commits the response)."""
@@ -81,6 +86,7 @@ class Generation:
     session: str = ""  # the conversation, for sticky account choice
     pinned: str = ""  # the account the client asked for (X-Account), "" for any
     accounts: tuple[str, ...] = ()  # the accounts a route target allows, () for any
+    client: str = ""  # the client key's name, for the usage counts
 
     @property
     def unary(self) -> bool:
@@ -105,17 +111,21 @@ async def run(app: App, generations: list[Generation], responder: Responder) -> 
                 log.info("route target %s cannot serve (%s): trying the next", generation.model, error.message)
                 continue
             _respond_error(generation, responder, error)
+            app.usage.record(generation.client, "", generation.model, ok=False, usage=None)
             return None
     else:
         return None
+    answered = False
     try:
         if generation.stream:
-            await _stream(app, generation, opened.response, responder)
+            answered = await _stream(app, generation, opened.response, responder)
         else:
-            await _aggregate(app, generation, opened.response, responder)
+            answered = await _aggregate(app, generation, opened.response, responder)
     finally:
         opened.response.close()  # aborts the upstream connection unless it was read to the end
         app.pool.end(opened.account.id)
+        app.usage.record(generation.client, opened.account.id, generation.model, ok=answered,
+                         usage=generation.reader.usage)
         family = models.family(generation.model)
         for tool_id, signature, thinking in generation.reader.signatures:
             app.signatures.remember(family, signature, tool_id, thinking)
@@ -161,28 +171,33 @@ def checked_document(document: bytes) -> bytes:
     return document
 
 
-async def _aggregate(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> None:
+async def _aggregate(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> bool:
+    """The non-stream answer; whether it was one (False: the client got an error)."""
     accumulator = generation.wire.Accumulator()
     try:
         async for events, _ in _pump(app, generation, response):
             accumulator.apply(events)
     except ProxyError as error:
         _respond_error(generation, responder, error)
-        return
+        return False
     responder.respond_json(200, accumulator.body)
+    return True
 
 
-async def _stream(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> None:
+async def _stream(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> bool:
+    """The streamed answer; whether it ended as one (False: an error, before or in the stream)."""
     writer = _StreamWriter(responder, generation.wire.HEARTBEAT, app.settings.stream_heartbeat)
     heartbeat = asyncio.get_running_loop().create_task(writer.heartbeat())
+    answered = True
     try:
         async for events, meaningful in _pump(app, generation, response):
             await writer.send(generation.wire.encode(events), commit=meaningful)
     except ProxyError as error:
+        answered = False
         if not writer.committed:
             heartbeat.cancel()
             _respond_error(generation, responder, error)
-            return
+            return False
         log.warning("stream failed after its start: %s", error.message)
         await writer.send(generation.wire.encode(generation.reader.fail(error)), commit=True)
     finally:
@@ -190,6 +205,7 @@ async def _stream(app: App, generation: Generation, response: UpstreamResponse, 
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
     responder.end()
+    return answered
 
 
 class _StreamWriter:

@@ -53,6 +53,10 @@ class Translating:
                 return out, True
         return out, meaningful
 
+    @property
+    def usage(self) -> Usage | None:
+        return self.decoder.usage
+
     def end(self) -> list[Event]:
         if self.done:
             return []

@@ -45,10 +45,11 @@ async def _messages(app: App, request: Request, response: Responder) -> None:
         )
 
     try:
-        body, targets = await accepted(app, request)
+        request_ok = await accepted(app, request)
+        body = request_ok.body
         await media.inline_anthropic_urls(app, body)
-        generations = translated_generations(app, request, anthropic_request.parse(body), session_key(request, body),
-                                             targets, machine, anthropic_stream, client_errors.anthropic)
+        generations = translated_generations(app, request, request_ok, anthropic_request.parse(body), session_key(request, body),
+                                             machine, anthropic_stream, client_errors.anthropic)
     except ProxyError as error:
         _error(response, error, request)
         return
@@ -57,9 +58,10 @@ async def _messages(app: App, request: Request, response: Responder) -> None:
 
 async def _count_tokens(app: App, request: Request, response: Responder) -> None:
     try:
-        body, targets = await accepted(app, request)
+        request_ok = await accepted(app, request)
+        body = request_ok.body
         counted = {**body, "max_tokens": 1}  # count_tokens bodies carry no max_tokens
-        translated = translate(app, anthropic_request.parse(counted), targets[0].model, "count")
+        translated = translate(app, anthropic_request.parse(counted), request_ok.targets[0].model, "count")
     except ProxyError as error:
         _error(response, error, request)
         return

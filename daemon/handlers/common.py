@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..client_keys import key_name, presented_key
+from ..client_keys import key_name, keys_required, presented_key
 from ..dispatch import runner
 from ..dispatch.translating import Machine, Translating
 from ..errors import ErrorKind, ProxyError
@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
 def authenticate(app: App, request: Request) -> str:
     """The client key's name ("" when the daemon runs without keys); ProxyError(AUTH) otherwise."""
-    if not app.settings.api_keys:
+    if not keys_required(app.settings, app.keys):
         return ""
-    name = key_name(presented_key(request), app.settings.api_keys)
+    name = key_name(presented_key(request), app.settings.api_keys, app.keys)
     if name is None:
         raise ProxyError(ErrorKind.AUTH, "invalid or missing API key (x-api-key, Authorization: Bearer, "
                          "x-goog-api-key or ?key=)")
@@ -100,12 +100,18 @@ class Target:
     accounts: tuple[str, ...] = ()  # the accounts a route allows, () for any
 
 
-async def accepted(app: App, request: Request) -> tuple[dict[str, Any], list[Target]]:
-    """An authenticated request's JSON body and what may serve it: the upstream model of its
-    model name, or a route's targets in the order to try them."""
-    authenticate(app, request)
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    body: dict[str, Any]
+    targets: list[Target]  # the upstream model of its name, or a route's targets in the order to try
+    client: str  # the client key's name, "" without keys
+
+
+async def accepted(app: App, request: Request) -> Accepted:
+    """An authenticated request's JSON body and what may serve it."""
+    client = authenticate(app, request)
     body = json_body(request)
-    return body, await targets(app, body["model"])
+    return Accepted(body, await targets(app, body["model"]), client)
 
 
 async def targets(app: App, name: str) -> list[Target]:
@@ -123,19 +129,19 @@ def translate(app: App, conversation: Conversation, model: str, session_key: str
                  rewrites=app.settings.identity_rewrites)
 
 
-def translated_generations(app: App, request: Request, conversation: Conversation, session: str,
-                           targets: list[Target], machine: Callable[[Translated], Machine], wire: runner.Wire,
+def translated_generations(app: App, request: Request, accepted: Accepted, conversation: Conversation, session: str,
+                           machine: Callable[[Translated], Machine], wire: runner.Wire,
                            render: Callable[[ProxyError, str], tuple[int, runner.Headers, bytes]]) -> list[runner.Generation]:
     """A translated protocol's generation per target: upstream events through a new machine
     onto the protocol's wire. Raises ProxyError when a target's model cannot take the request."""
     generations = []
-    for target in targets:
+    for target in accepted.targets:
         translated = translate(app, conversation, target.model, session)
         generations.append(runner.Generation(
             model=translated.model, request=translated.request, stream=translated.stream,
             reader=Translating(machine(translated), translated.stop_sequences), wire=wire,
             render_error=lambda error: render(error, request.request_id),
-            session=session, pinned=pinned_account(request), accounts=target.accounts,
+            session=session, pinned=pinned_account(request), accounts=target.accounts, client=accepted.client,
         ))
     return generations
 

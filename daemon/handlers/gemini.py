@@ -34,7 +34,7 @@ def register(router: Router, app: App) -> None:
 async def _call(app: App, request: Request, response: Responder) -> None:
     name, _, method = request.params["model"].removeprefix("models/").partition(":")
     try:
-        authenticate(app, request)
+        client = authenticate(app, request)
         if method not in METHODS:
             raise ProxyError(ErrorKind.NOT_FOUND, f"models/{name}:{method} is not a supported method "
                              f"({', '.join(METHODS)})")
@@ -56,7 +56,7 @@ async def _call(app: App, request: Request, response: Responder) -> None:
         model=target.model, request=upstream_request, stream=sse, reader=gemini_stream.GeminiPassthrough(),
         wire=gemini_stream if method == "generateContent" else _ChunkList,
         render_error=lambda error: client_errors.gemini(error, request.request_id),
-        session=session, pinned=pinned_account(request), accounts=target.accounts,
+        session=session, pinned=pinned_account(request), accounts=target.accounts, client=client,
     ) for target, upstream_request in prepared]
     await runner.run(app, generations, response)
 

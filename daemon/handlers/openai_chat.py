@@ -41,10 +41,11 @@ async def _completions(app: App, request: Request, response: Responder) -> None:
         )
 
     try:
-        body, targets = await accepted(app, request)
+        request_ok = await accepted(app, request)
+        body = request_ok.body
         await media.inline_openai_urls(app, body)
-        generations = translated_generations(app, request, openai_chat_request.parse(body), session_key(request, body),
-                                             targets, machine, openai_chat_stream, client_errors.openai)
+        generations = translated_generations(app, request, request_ok, openai_chat_request.parse(body), session_key(request, body),
+                                             machine, openai_chat_stream, client_errors.openai)
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return

@@ -49,11 +49,12 @@ async def _create(app: App, request: Request, response: Responder) -> None:
         )
 
     try:
-        body, targets = await accepted(app, request)
+        request_ok = await accepted(app, request)
+        body = request_ok.body
         history = _history(app, body.get("previous_response_id"))
         await media.inline_openai_urls(app, body)
         conversation, kinds = responses_request.parse(body, history)
-        generations = translated_generations(app, request, conversation, session_key(request, body), targets, machine,
+        generations = translated_generations(app, request, request_ok, conversation, session_key(request, body), machine,
                                              responses_stream, client_errors.openai)
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))

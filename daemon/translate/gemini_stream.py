@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from ..errors import ErrorKind, ProxyError
-from ..upstream.decode import VERSION_REJECTED, StreamDecoder
+from ..upstream.decode import VERSION_REJECTED, StreamDecoder, usage_of
+from ..upstream.events import Usage
 from .client_errors import gemini_error
 
 Response = dict[str, Any]
@@ -102,6 +103,7 @@ class GeminiPassthrough:
         self._held: bytes | None = None
         self._content = False
         self._tail = b""  # the wrapper tail of the last event, proven once: it repeats on a stream
+        self._final = b""  # the finish chunk (with what was folded into it): it carries the total usage
 
     def step(self, documents: Iterable[bytes]) -> tuple[list[bytes], bool]:
         out: list[bytes] = []
@@ -121,16 +123,24 @@ class GeminiPassthrough:
             meaningful = meaningful or content
             if self._held is not None:
                 if not content:
-                    self._held = _folded(self._held, inner)
+                    self._held = self._final = _folded(self._held, inner)
                     continue
                 out.append(self._held)  # more candidates after a finish: not ours to reorder
                 self._held = None
             if inner.rfind(b'Reason"') >= 0 and _finishes(orjson.loads(inner)):  # finishReason, blockReason
                 self.finished = True
-                self._held = inner
+                self._held = self._final = inner
             else:
                 out.append(inner)
         return out, meaningful
+
+    @property
+    def usage(self) -> Usage | None:
+        """The total usage, from the finish chunk (parsed once, at the end)."""
+        if not self._final:
+            return None
+        meta = orjson.loads(self._final).get("usageMetadata")
+        return usage_of(meta) if isinstance(meta, dict) else None
 
     def end(self) -> list[bytes]:
         """The upstream body ended; raises ProxyError when no event finished the answer."""

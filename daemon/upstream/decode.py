@@ -41,7 +41,7 @@ class StreamDecoder:
         usage = response.get("usageMetadata")
         if isinstance(usage, dict):
             if self._usage is None:
-                events.append(_usage(usage))  # the prompt size, for the start of the answer
+                events.append(usage_of(usage))  # the prompt size, for the start of the answer
             self._usage = usage
         candidates = response.get("candidates")
         if not candidates:
@@ -56,17 +56,22 @@ class StreamDecoder:
             self._finish_reason = str(candidate["finishReason"])
         return events
 
+    @property
+    def usage(self) -> Usage | None:
+        """The last usage the upstream reported (cumulative), None before any."""
+        return usage_of(self._usage) if self._usage is not None else None
+
     def end(self) -> Finish:
         """The upstream body ended; raises ProxyError when that end is not a real finish."""
         if not self._finish_reason:
             raise ProxyError(ErrorKind.UPSTREAM, "the upstream stream ended before the model finished")
         if self._finish_reason in FAILED_GENERATION and not self._produced:
             raise ProxyError(ErrorKind.UPSTREAM, f"the model failed to answer ({self._finish_reason})")
-        return Finish(self._finish_reason, _usage(self._usage or {}), self._blocked)
+        return Finish(self._finish_reason, usage_of(self._usage or {}), self._blocked)
 
     def cut(self, stop_sequence: str) -> Finish:
         """The daemon ended the turn on a client stop sequence (the upstream is abandoned)."""
-        return Finish("STOP", _usage(self._usage or {}), stop_sequence=stop_sequence)
+        return Finish("STOP", usage_of(self._usage or {}), stop_sequence=stop_sequence)
 
     def _part(self, part: dict[str, Any], events: list[ModelEvent]) -> None:
         signature = part.get("thoughtSignature")
@@ -102,7 +107,8 @@ class StreamDecoder:
             events.append(InlineImage(str(inline.get("mimeType") or "image/png"), str(inline["data"])))
 
 
-def _usage(meta: dict[str, Any]) -> Usage:
+def usage_of(meta: dict[str, Any]) -> Usage:
+    """A usageMetadata object as neutral Usage."""
     return Usage(
         prompt=int(meta.get("promptTokenCount") or 0),
         candidates=int(meta.get("candidatesTokenCount") or 0),
