@@ -67,7 +67,7 @@ async def open_upstream(app: App, generation: Generation) -> Opened:
         choice = app.pool.choose(family, session=generation.session, pinned=generation.pinned, tried=tried, prefer=prefer,
                                  allowed=generation.accounts)
         if isinstance(choice, NoAccount):
-            wait = _wait_for(choice, time.time())
+            wait = _wait_for(choice, time.time(), tried)
             if wait is None or loop.time() + wait > deadline or wait > settings.max_wait:
                 raise _nothing_serves(choice, last, family)
             await asyncio.sleep(wait)
@@ -101,13 +101,12 @@ async def open_upstream(app: App, generation: Generation) -> Opened:
     raise last or ProxyError(ErrorKind.UNAVAILABLE, "no upstream attempt succeeded")
 
 
-def _wait_for(choice: NoAccount, now: float) -> float | None:
-    """How long until an account can serve again, when that is worth waiting for."""
+def _wait_for(choice: NoAccount, now: float, tried: set[str]) -> float | None:
+    """How long until an account this request has not used up can serve again."""
     if choice.busy:
         return BUSY_POLL
-    if choice.retry_at is not None:
-        return max(0.0, choice.retry_at - now)
-    return None
+    untried = [cooldown.until for account, cooldown in choice.cooling if account.id not in tried]
+    return max(0.0, min(untried) - now) if untried else None
 
 
 def _nothing_serves(choice: NoAccount, last: ProxyError | None, family: str) -> ProxyError:
@@ -121,7 +120,7 @@ def _nothing_serves(choice: NoAccount, last: ProxyError | None, family: str) -> 
             f" ({cooldown.reason[:120]})" for account, cooldown in choice.cooling)
         return ProxyError(ErrorKind.RATE_LIMITED, f"every account is rate-limited for {family} models: {cooling}",
                           retry_after=max(1.0, retry_at - now), resets_at=retry_at)
-    if choice.message.startswith("no account '"):
+    if choice.unknown_pin:
         return ProxyError(ErrorKind.NOT_FOUND, f"X-Account: {choice.message}")
     if last is not None:
         return last

@@ -1,11 +1,11 @@
 """The one generation runner every client protocol goes through.
 
-Pick an account, send the upstream request, and pump: upstream bytes → SSE events →
-the protocol's Reader (translating.py, or a passthrough) → frames for the client. Before the first
-meaningful event nothing is sent, so upstream failures become proper HTTP errors (and
-another account is tried); after it, failures become an in-band error and a clean end.
-A heartbeat frame goes out whenever the client has heard nothing for a while. The
-upstream request is always streamed; a non-stream client gets the aggregate.
+Open the upstream answer through the account pool (opening.py: refusals are retried there,
+on the same or another account), then pump: upstream bytes → SSE events → the protocol's
+Reader (translating.py, or a passthrough) → frames for the client. Before the first
+meaningful event nothing is sent, so a stream that breaks that early is still a proper
+HTTP error; after it, failures become an in-band error and a clean end. A heartbeat frame
+goes out whenever the client has heard nothing for a while.
 """
 
 from __future__ import annotations

@@ -28,11 +28,13 @@ class Pick:
 @dataclass(frozen=True, slots=True)
 class NoAccount:
     """Nothing can serve. `cooling` lists (account, cooldown) for accounts that will be able
-    to later; empty when every account is broken, disabled or already tried."""
+    to later (this request may have tried them); empty when every account is broken,
+    disabled or was tried without being cooled down."""
 
     cooling: tuple[tuple[Account, Cooldown], ...]
     busy: bool  # some account is only at its concurrency cap
     message: str
+    unknown_pin: bool = False  # the pinned account does not exist
 
     @property
     def retry_at(self) -> float | None:
@@ -53,19 +55,21 @@ def select(accounts: list[Account], state: PoolState, request: Request, *, now: 
            reserve: float = 0.0, max_in_flight: int = 0) -> Pick | NoAccount:
     pool = [a for a in accounts if _matches(a, request.pinned)] if request.pinned else accounts
     if request.pinned and not pool:
-        return NoAccount((), False, f"no account {request.pinned!r} is configured")
+        return NoAccount((), False, f"no account {request.pinned!r} is configured", unknown_pin=True)
     if request.allowed:
         pool = [a for a in pool if any(_matches(a, allowed) for allowed in request.allowed)]
     cooling: list[tuple[Account, Cooldown]] = []
     busy = False
     ready: list[Account] = []
     for account in pool:
-        if not account.usable or account.id in request.tried:
+        if not account.usable:
             continue
         load = state.loads.get(account.id) or AccountLoad()
         cooldown = load.cooling(request.family, now)
         if cooldown is not None:
-            cooling.append((account, cooldown))
+            cooling.append((account, cooldown))  # tried or not: its reset counts for the client's retry-after
+        elif account.id in request.tried:
+            continue
         elif max_in_flight and load.in_flight >= max_in_flight:
             busy = True
         else:

@@ -61,8 +61,8 @@ def script_the_burst(fake, rng: random.Random) -> Counter[str]:  # type: ignore[
     return kinds
 
 
-async def one(api: anthropic.AsyncAnthropic, index: int) -> tuple[int, str]:
-    """(status, what the client got): the answer's text, or the error body's type."""
+async def one(api: anthropic.AsyncAnthropic, index: int) -> tuple[int, str | None]:
+    """(status, the answer's text or the 429's retry-after header)."""
     request = ask(f"burst {index}", CLAUDE if index % 2 else GEMINI)
     try:
         if index % 3 == 0:
@@ -78,7 +78,7 @@ async def one(api: anthropic.AsyncAnthropic, index: int) -> tuple[int, str]:
         assert document["type"] == "error" and document["error"]["type"] == "rate_limit_error", document
         retry_after = refused.response.headers.get("retry-after")
         assert retry_after is None or int(retry_after) >= 1
-        return 429, document["error"]["type"]
+        return 429, retry_after
 
 
 async def test_a_burst_of_200_requests_over_5_accounts_with_random_429s(settings, fake):
@@ -96,7 +96,6 @@ async def test_a_burst_of_200_requests_over_5_accounts_with_random_429s(settings
     assert set(statuses) <= {200, 429}, statuses
     assert all(text in (OK, s.DEFAULT_TEXT) for status, text in outcomes if status == 200)
     assert statuses[200] >= 20, statuses
-    print(statuses)
 
     # upstream attempts per request, from the fake's records
     attempts: dict[int, list] = defaultdict(list)
@@ -106,16 +105,55 @@ async def test_a_burst_of_200_requests_over_5_accounts_with_random_429s(settings
         attempts[int(match.group(1))].append(record)
     assert sum(map(len, attempts.values())) == len(fake.generation_requests)
     assert max(map(len, attempts.values())) <= MAX_ATTEMPTS
-    for index, (status, _text) in enumerate(outcomes):
+    for index, (status, got) in enumerate(outcomes):
         codes = [record.status for record in attempts.get(index, [])]
         if status == 200:  # exactly one attempt answered, and it was the last
             assert codes and codes[-1] == 200 and codes.count(200) == 1, (index, codes)
         else:
             assert 200 not in codes, (index, codes)
+        if not codes:  # refused without an attempt: every account was cooling; the earliest reset is ≤ 2 s away
+            assert status == 429 and got is not None and 1 <= int(got) <= 2, (index, got)
 
-    # the 429s really happened, and were retried rather than passed on
+    # the 429s really happened, and were absorbed by retries
     refused_upstream = sum(1 for record in fake.generation_requests if record.status == 429)
     assert refused_upstream >= 20 and sum(scripted[k] for k in ("short", "quota", "bare")) >= 20
-    assert len(fake.generation_requests) > REQUESTS
+    rescued = [index for index, (status, _) in enumerate(outcomes) if status == 200 and len(attempts[index]) > 1]
+    assert len(rescued) >= 5
     assert {record.account for record in fake.generation_requests} == {email(a) for a in ACCOUNTS}
     assert elapsed < 10, f"the burst took {elapsed:.1f} s"
+
+
+# --- the bounds on one request ---------------------------------------------------------------
+
+
+async def test_one_request_makes_at_most_max_attempts_upstream(settings, fake):
+    """Every account answers short rate limits: each is waited on twice, then left; five
+    accounts would make fifteen attempts, the bound stops them at MAX_ATTEMPTS."""
+    for account_id in ACCOUNTS:
+        for _ in range(3):
+            fake.script(s.rate_limited(0.01, model=CLAUDE), model=CLAUDE, account=email(account_id))
+    async with running_daemon(settings) as (listener, app, _routes):
+        async with anthropic_client(listener) as api:
+            with pytest.raises(anthropic.RateLimitError) as refused:
+                await api.messages.create(**ask("never served"))
+        assert all(load.in_flight == 0 for load in app.pool.state.loads.values())
+    assert MAX_ATTEMPTS < 3 * len(ACCOUNTS)
+    sequence = [(r.account or "?")[0] for r in fake.generation_requests]
+    assert sequence == list("aaabbbcccddd"[:MAX_ATTEMPTS]), sequence
+    assert refused.value.response.json()["error"]["type"] == "rate_limit_error"
+
+
+async def test_the_retry_deadline_stops_a_wait_that_would_pass_it(settings, fake):
+    """A bare 429 is retried on the same account after about a second, unless that wait
+    would end beyond AGPROXY_RETRY_DEADLINE: then the client gets the 429 at once."""
+    fake.script(s.error("bare-no-details"), model=CLAUDE, account=email("a"))
+    short = dataclasses.replace(settings, retry_deadline=0.5)
+    async with running_daemon(short) as (listener, _app, _routes):
+        async with anthropic_client(listener) as api:
+            started = time.monotonic()
+            with pytest.raises(anthropic.RateLimitError) as refused:
+                await api.messages.create(**ask("no time"))
+            elapsed = time.monotonic() - started
+    assert [(r.account, r.status) for r in fake.generation_requests] == [(email("a"), 429)]
+    assert elapsed < 0.5
+    assert refused.value.response.json()["error"]["type"] == "rate_limit_error"
