@@ -14,25 +14,21 @@ is never overwritten. The daemon re-reads it when its stat() signature changes.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .accounts.store import Signature, StoreError, _fsync
+from .data_file import DataFile, Signature, StoreError
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -113,63 +109,10 @@ def render_document(keys: list[ManagedKey]) -> bytes:
 # --- the file ------------------------------------------------------------------------------
 
 
-def write_atomically(path: Path, body: bytes, *, temp_prefix: str, durable: bool) -> None:
-    """Replace `path` with `body` through a 0600 temp file in the same directory and a rename:
-    readers see the old file or the new one, never a mix. `durable` also fsyncs the file and
-    the directory, so the new content survives a power loss too."""
-    fd, temp = tempfile.mkstemp(prefix=temp_prefix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            if durable:
-                _fsync(handle.fileno())
-        os.chmod(temp, 0o600)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    if durable:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def ensure_private_directory(directory: Path) -> None:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if directory.stat().st_mode & 0o077:
-        os.chmod(directory, 0o700)
-
-
-class KeyStore:
+class KeyStore(DataFile[list[ManagedKey]]):
     def __init__(self, data_dir: Path) -> None:
-        self.directory = data_dir
-        self.path = data_dir / FILE_NAME
-        self.lock_path = data_dir / (FILE_NAME + ".lock")
-
-    def read(self) -> list[ManagedKey]:
-        """The keys now on disk ([] when there is no file yet); KeysError when it is unusable."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise KeysError(f"cannot read {self.path}: {exc.strerror}") from exc
-        try:
-            return parse_document(raw)
-        except ValueError as exc:
-            raise KeysError(f"{self.path} is not usable: {exc}. Nothing was changed; fix or remove the file "
-                            "(removing it revokes every managed key)") from None
-
-    def signature(self) -> Signature:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        super().__init__(data_dir, FILE_NAME, parse=parse_document, render=render_document, empty=list,
+                         unusable_hint="fix or remove the file (removing it revokes every managed key)")
 
     def add(self, name: str, *, clock: Callable[[], float] = time.time) -> str:
         """Mint a key named `name`, store its hash and return the key (the only time it exists)."""
@@ -200,31 +143,6 @@ class KeyStore:
         self.update(change)
         return revoked[0]
 
-    def update(self, change: Callable[[list[ManagedKey]], list[ManagedKey]]) -> list[ManagedKey]:
-        """Apply `change` to the keys on disk and persist the result atomically, under the lock."""
-        with self.locked():
-            keys = change(self.read())  # a corrupt file raises here: it is never overwritten
-            self._remove_stale_temp_files()
-            write_atomically(self.path, render_document(keys), temp_prefix=_TEMP_PREFIX, durable=True)
-            return keys
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        ensure_private_directory(self.directory)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def _remove_stale_temp_files(self) -> None:
-        # Left by a writer killed mid-write; safe to delete because we hold the lock.
-        for stale in self.directory.glob(_TEMP_PREFIX + "*"):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-
-
 # --- the daemon's view ---------------------------------------------------------------------
 
 
@@ -237,7 +155,7 @@ class ManagedKeys:
         self._signature: Signature = None
 
     def load(self) -> None:
-        """Read the file now; KeysError when it is unusable (the keys loaded before stay)."""
+        """Read the file now; StoreError when it is unusable (the keys loaded before stay)."""
         signature = self.store.signature()
         keys = self.store.read()
         self._entries = tuple((k.name, bytes.fromhex(k.hash)) for k in keys)

@@ -53,6 +53,10 @@ class ModelDirectory:
         except (AccountUnavailable, UpstreamCallError, HTTPClientError) as exc:
             log.info("model catalogue not refreshed (account %s): %s", account.id, exc)
             return
+        self.learn(fetched)
+
+    def learn(self, fetched: dict[str, ModelInfo]) -> None:
+        """A catalogue read by anyone (the pool reads one per account for quota): fresh for a while."""
         if fetched:
             self._models = {**catalog.static_catalogue(), **fetched}
             self._served = frozenset(self._models)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from .keys_store import ensure_private_directory, write_atomically
+from .data_file import ensure_private_directory, write_atomically
 from .upstream.events import Usage
 
 log = logging.getLogger(__name__)

@@ -77,8 +77,11 @@ async def open_upstream(app: App, generation: Generation) -> Opened:
         app.pool.begin(account.id, generation.session)
         try:
             return Opened(await _attempt(app, generation, account), account)
-        except _Failed as failed:
+        except BaseException as failure:  # a cancelled request (client gone) must give the account back too
             app.pool.end(account.id)
+            if not isinstance(failure, _Failed):
+                raise
+            failed = failure
             last = failed.error
             decision = (policy.decide(failed.failure, same_account_retries=waits.get(account.id, 0),
                                       max_wait=settings.max_wait)

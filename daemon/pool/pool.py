@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..accounts.tokens import AccountUnavailable
 from ..http_client.errors import HTTPClientError
+from ..upstream import catalog
 from ..upstream.calls import UpstreamCallError
 from . import selection
 from .quota import parse_quota
@@ -102,3 +103,4 @@ class AccountPool:
             log.info("quota of account %s not read: %s", account.id, exc)
             return
         self.state.set_quota(account.id, parse_quota(body), time.time())
+        self._app.models.learn(catalog.parse(body))

@@ -349,10 +349,6 @@ async def test_the_per_account_concurrency_cap_spreads_parallel_requests(make_se
 # --- also: a client that goes away before the upstream answers -------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="open_upstream calls pool.end() only on _Failed: when the client's connection "
-                   "is lost while the attempt awaits the upstream's answer, the handler task is cancelled, "
-                   "CancelledError skips end(), and the account's in_flight never comes down (with "
-                   "AGPROXY_MAX_CONCURRENT_PER_ACCOUNT the account ends up permanently 'at its concurrency limit')")
 async def test_a_client_gone_before_the_upstream_answered_leaves_no_request_in_flight(settings, fake):
     capped = dataclasses.replace(settings, max_concurrent_per_account=1, retry_deadline=0.5)
     fake.script(s.stream_reply(s.pause(0.5), s.text("too late")), model=CLAUDE, account=email("a"))
@@ -365,3 +361,32 @@ async def test_a_client_gone_before_the_upstream_answered_leaves_no_request_in_f
             assert app.pool.state.load("a").in_flight == 0, "the cancelled attempt still counts against account a"
             answer = await api.messages.create(**ask("patient"), extra_headers={"X-Account": "a"})
     assert answer.content[0].text == s.DEFAULT_TEXT
+
+
+# --- also: capacity and account refusals ----------------------------------------------------
+
+
+async def test_server_capacity_is_retried_on_the_same_account_without_a_cooldown(settings, fake):
+    fake.script(s.error("503.MODEL_CAPACITY"), model=CLAUDE, account=email("a"))
+    quick = dataclasses.replace(settings, max_wait=0.3)  # the capacity backoff is capped by AGPROXY_MAX_WAIT
+    async with running_daemon(quick) as (listener, app, _routes):
+        async with anthropic_client(listener) as api:
+            message = await api.messages.create(**ask("busy server"))
+        assert message.content[0].text == s.DEFAULT_TEXT
+        assert served(fake) == ["a", "a"]
+        first, second = fake.generation_requests
+        assert 0.3 * 0.75 <= second.received_at - first.received_at < 1.5
+        assert no_cooldowns(app)
+
+
+async def test_an_account_google_wants_verified_is_left_out_until_then(settings, fake):
+    fake.script(s.validation_required(), model=CLAUDE, account=email("a"))
+    async with running_daemon(settings) as (listener, app, _routes):
+        async with anthropic_client(listener) as api:
+            first = await api.messages.create(**ask("verify"))
+            for turn in range(3):
+                await api.messages.create(**ask(f"after {turn}", GEMINI))
+        state = app.accounts.get("a").state
+    assert first.content[0].text == s.DEFAULT_TEXT
+    assert served(fake)[:2] == ["a", "b"] and "a" not in served(fake, 2)  # no family of a is used any more
+    assert state is AccountState.VERIFICATION_REQUIRED

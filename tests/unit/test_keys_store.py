@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from daemon import client_keys, config
+from daemon.data_file import StoreError
 from daemon.keys_store import (
     KEY_PREFIX,
     KeysError,
@@ -114,11 +115,11 @@ def test_a_corrupt_file_is_never_overwritten(data_dir: Path, body: bytes) -> Non
     data_dir.mkdir()
     store = KeyStore(data_dir)
     store.path.write_bytes(body)
-    with pytest.raises(KeysError, match=re.escape(str(store.path))):
+    with pytest.raises(StoreError, match=re.escape(str(store.path))):
         store.add("laptop")
-    with pytest.raises(KeysError):
+    with pytest.raises(StoreError):
         store.revoke("a")
-    with pytest.raises(KeysError):
+    with pytest.raises(StoreError):
         ManagedKeys(data_dir).load()
     assert store.path.read_bytes() == body
 
@@ -234,7 +235,7 @@ def test_a_corrupt_file_on_reload_keeps_the_keys_loaded_before(data_dir: Path) -
     managed = ManagedKeys(data_dir)
     managed.load()
     (data_dir / "keys.json").write_bytes(b"{oops")
-    with pytest.raises(KeysError):
+    with pytest.raises(StoreError):
         managed.reload_if_changed()
     assert managed.match(key) == "laptop"  # fails closed: never drops to "no keys, open to all"
 

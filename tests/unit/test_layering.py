@@ -30,6 +30,12 @@ PURE_MODULES = [
     "dispatch/translating.py",
     "dispatch/outcomes.py",
     "dispatch/recent_responses.py",
+    "pool/state.py",
+    "pool/selection.py",
+    "pool/policy.py",
+    "pool/quota.py",
+    "pool/quota_view.py",
+    "routes.py",
     *sorted(str(p.relative_to(DAEMON)) for p in (DAEMON / "translate").glob("*.py")),
 ]
 IO_IMPORTS = {"asyncio", "socket", "ssl", "uvloop", "selectors", "subprocess", "threading"}
