@@ -47,9 +47,10 @@ class Opened:
 
 
 class _Failed(Exception):
-    def __init__(self, error: ProxyError, failure: UpstreamFailure | None = None) -> None:
+    def __init__(self, error: ProxyError, failure: UpstreamFailure | None = None, *, backoff: bool = True) -> None:
         self.error = error
         self.failure = failure  # None: no answer (connection, token), not a refusal
+        self.backoff = backoff  # False: the account itself cannot serve, another one may at once
 
 
 async def open_upstream(app: App, generation: Generation) -> Opened:
@@ -85,7 +86,8 @@ async def open_upstream(app: App, generation: Generation) -> Opened:
             last = failed.error
             decision = (policy.decide(failed.failure, same_account_retries=waits.get(account.id, 0),
                                       max_wait=settings.max_wait)
-                        if failed.failure is not None else policy.Decision(policy.Action.NEXT_ACCOUNT, policy.SERVER_BACKOFF))
+                        if failed.failure is not None
+                        else policy.Decision(policy.Action.NEXT_ACCOUNT, policy.SERVER_BACKOFF if failed.backoff else 0.0))
             if decision.cooldown is not None and failed.failure is not None:
                 app.pool.cool_down(account.id, family, decision.cooldown, failed.failure.message)
             if decision.action is policy.Action.GIVE_UP:
@@ -144,7 +146,7 @@ async def _attempt(app: App, generation: Generation, account: Account) -> Upstre
         try:
             token = await app.tokens.access_token(account.id, rejected=rejected)
         except AccountUnavailable as exc:
-            raise _Failed(ProxyError(ErrorKind.UNAVAILABLE, f"account {account.id}: {exc}")) from None
+            raise _Failed(ProxyError(ErrorKind.UNAVAILABLE, f"account {account.id}: {exc}"), backoff=False) from None
         try:
             response = await app.http.request(
                 "POST", app.settings.upstream_urls[0] + (endpoints.GENERATE if generation.unary else endpoints.STREAM_GENERATE),

@@ -58,6 +58,8 @@ def select(accounts: list[Account], state: PoolState, request: Request, *, now: 
         return NoAccount((), False, f"no account {request.pinned!r} is configured", unknown_pin=True)
     if request.allowed:
         pool = [a for a in pool if any(_matches(a, allowed) for allowed in request.allowed)]
+        if not pool:
+            return NoAccount((), False, f"none of this route's accounts is configured ({', '.join(request.allowed)})")
     cooling: list[tuple[Account, Cooldown]] = []
     busy = False
     ready: list[Account] = []
