@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 import time
@@ -33,6 +34,14 @@ log = logging.getLogger(__name__)
 
 ACCOUNTS_POLL_INTERVAL = 2.0  # seconds between checks for changes made by the CLI or another daemon
 USAGE_FLUSH_INTERVAL = 60.0  # seconds: a crash loses at most this much of the usage counts
+# Settings the listener, the connection pools and the upstream client were built with.
+RESTART_ONLY = (
+    "host", "port", "data_dir", "upstream_urls", "oauth_auth_url", "oauth_token_url", "userinfo_url",
+    "oauth_client_id", "oauth_client_secret", "oauth_callback_port", "oauth_redirect_url", "client_version",
+    "user_agent", "https_proxy", "http_proxy", "no_proxy", "max_header_bytes", "max_body_bytes", "header_timeout",
+    "keepalive_timeout", "max_connections", "upstream_connect_timeout", "upstream_pool_size", "log_format",
+    "access_log", "env_file",
+)
 
 
 class App:
@@ -71,6 +80,23 @@ class App:
         loop = asyncio.get_running_loop()
         self._background = [loop.create_task(self._watch_files()), loop.create_task(self._flush_usage())]
         self.pool.start()
+
+    def reload(self, settings: Settings) -> None:
+        """SIGHUP: new settings from the environment and env file, and the routes, keys and
+        accounts files read again, without dropping a connection. What the listener,
+        connection pools and upstream client were built with changes only on a restart."""
+        kept = {name: getattr(self.settings, name) for name in RESTART_ONLY}
+        changed = sorted(name for name, value in kept.items() if getattr(settings, name) != value)
+        if changed:
+            log.warning("changed settings that take effect after a restart: %s", ", ".join(changed))
+        self.settings = dataclasses.replace(settings, **kept)
+        logging.getLogger().setLevel(self.settings.log_level.upper())
+        self.reload_routes()
+        for reload in (self.accounts.reload_if_changed, self.keys.reload_if_changed):
+            try:
+                reload()
+            except StoreError as exc:
+                log.error("%s", exc)
 
     def reload_routes(self) -> None:
         """SIGHUP: read AGPROXY_ROUTES_FILE again; a broken file keeps the routes in use."""

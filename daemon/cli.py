@@ -6,8 +6,7 @@ import argparse
 import os
 import sys
 
-from . import __version__, config, log
-from . import keys_store
+from . import __version__, config, env_file, keys_store, log
 from .accounts import commands as account_commands
 
 
@@ -38,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = config.load(os.environ)
-    except config.ConfigError as exc:
+        settings = config.load(env_file.environment(os.environ, config.secret_names()))
+    except (config.ConfigError, env_file.EnvFileError) as exc:
         print(f"antigravity-proxy: {exc}", file=sys.stderr)
         return 2
     log.setup(settings.log_level, settings.log_format)

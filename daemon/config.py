@@ -282,6 +282,9 @@ ENV: tuple[Var, ...] = (
     Var("AGPROXY_ADMIN_PASSWORD", "admin_password", "", _optional_secret, "a password or empty",
         "basic-auth password (user admin) of the admin page and /quota, /usage; required beyond loopback",
         secret=True),
+    Var("AGPROXY_ENV_FILE", "env_file", "", _optional_path, "a file path or empty",
+        "KEY=VALUE lines read at start and on SIGHUP (real environment variables win; refused when it holds a "
+        "secret and every user can read it)"),
     Var("HTTPS_PROXY", "https_proxy", "", _optional_url, "an http(s) URL or empty",
         "outbound proxy for https upstreams (HTTP CONNECT); https_proxy also read"),
     Var("HTTP_PROXY", "http_proxy", "", _optional_url, "an http(s) URL or empty",
@@ -332,6 +335,7 @@ class Settings:
     quota_reserve: float
     routes_file: Path | None
     admin_password: Secret | None
+    env_file: Path | None
     sse_max_event_bytes: int
     https_proxy: str | None
     http_proxy: str | None
@@ -377,3 +381,7 @@ def env_table_markdown() -> str:
         rows.append(f"| `{var.name}` | `{default}` | {var.accepts} | {var.help} |")
     return "\n".join(rows)
 
+
+def secret_names() -> frozenset[str]:
+    """The variables whose values are secrets (an env file holding one must be private)."""
+    return frozenset(var.name for var in ENV if var.secret)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 import uvloop
 
-from . import __version__
+from . import __version__, config, env_file, sd_notify
 from .accounts.store import StoreError
 from .app import App
 from .client_keys import keys_required
@@ -45,23 +46,44 @@ async def serve(settings: Settings, app: App | None = None) -> int:
         await app.aclose()
         return 1
     app.start()
-    log.info("antigravity-proxy %s listening on http://%s:%d", __version__, *listener.address)
+    log.info("antigravity-proxy %s listening on http://%s:%d (data in %s)", __version__, *listener.address,
+             settings.data_dir)
+    sd_notify.notify("READY=1", "STATUS=listening on http://%s:%d" % listener.address)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, app.reload_routes)  # connections and streams carry on
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(app))  # connections and streams carry on
+    interval = sd_notify.watchdog_interval()
+    watchdog = loop.create_task(sd_notify.keep_alive(interval)) if interval else None
     try:
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if watchdog is not None:
+            watchdog.cancel()
+    sd_notify.notify("STOPPING=1")
     log.info("stopping: no new connections; draining %d in-flight requests", len(listener.state.tasks))
     await listener.stop(settings.drain_timeout)
     await app.aclose()
     log.info("stopped")
     return 0
+
+
+def _reload(app: App) -> None:
+    """SIGHUP: settings from the environment and AGPROXY_ENV_FILE again, then routes, keys and
+    accounts; a broken file keeps what is in use and says why."""
+    sd_notify.reloading()
+    try:
+        settings = config.load(env_file.environment(os.environ, config.secret_names()))
+    except (config.ConfigError, env_file.EnvFileError) as exc:
+        log.error("reload refused, the running settings stay: %s", exc)
+    else:
+        app.reload(settings)
+        log.info("reloaded settings, routes, keys and accounts")
+    sd_notify.notify("READY=1")
 
 
 class Listener:

@@ -123,3 +123,38 @@ def test_listening_beyond_loopback_without_keys_is_refused(tmp_path: Path) -> No
                                  "AGPROXY_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert "AGPROXY_API_KEYS" in result.stderr.decode()
+
+
+def test_an_env_file_configures_the_daemon_and_sighup_rereads_it(tmp_path: Path) -> None:
+    env_path = tmp_path / "agproxy.env"
+    env_path.write_text("AGPROXY_MODEL_MAP=house=gemini-3-flash\n")
+    process, port = start(["daemon", "serve"], {"AGPROXY_ENV_FILE": str(env_path)}, tmp_path)
+    try:
+        assert b'"house"' in read_all(http_get_close(port, "/v1/models"))
+        env_path.write_text("AGPROXY_MODEL_MAP=cottage=gemini-3-flash\n")
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while b'"cottage"' not in (listing := read_all(http_get_close(port, "/v1/models"))):
+            assert time.monotonic() < deadline, listing
+            time.sleep(0.1)
+        assert b'"house"' not in listing
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+
+
+def test_a_world_readable_env_file_with_a_secret_stops_the_start(tmp_path: Path) -> None:
+    env_path = tmp_path / "agproxy.env"
+    env_path.write_text("AGPROXY_API_KEYS=laptop=0123456789abcdef\n")
+    os.chmod(env_path, 0o644)
+    result = subprocess.run([sys.executable, "-m", "daemon", "serve"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "AGPROXY_ENV_FILE": str(env_path), "AGPROXY_PORT": "0",
+                                 "AGPROXY_DATA_DIR": str(tmp_path / "data")}, timeout=30)
+    assert result.returncode == 2
+    assert "every user can read it" in result.stderr and "0123456789abcdef" not in result.stderr
+
+
+def http_get_close(port: int, path: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n".encode())
+    return sock
