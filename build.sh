@@ -7,6 +7,10 @@ cd "$(dirname "$0")"
 
 python=${PYTHON:-python3}
 venv=.venv-build
+version_of() { "$1" -c 'import sys; print(sys.version_info[:2])'; }
+if [[ -x $venv/bin/python ]] && [[ $(version_of "$venv/bin/python") != $(version_of "$python") ]]; then
+  rm -rf "$venv"  # the zipapp's compiled extensions must match the Python it runs on
+fi
 if [[ ! -x $venv/bin/shiv ]]; then
   "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "shiv==1.0.8"
