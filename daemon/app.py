@@ -9,6 +9,7 @@ import logging
 import ssl
 import time
 from http import HTTPStatus
+from pathlib import Path
 
 import orjson
 
@@ -19,13 +20,17 @@ from .accounts.store import AccountStore, StoreError
 from .accounts.tokens import TokenManager
 from .config import Settings
 from .dispatch.recent_responses import RecentResponses
-from .handlers import anthropic, gemini, models, openai_chat, quota, responses, status, usage
+from .handlers import admin, anthropic, gemini, models, openai_chat, quota, responses, status, usage
+from .handlers import metrics as metrics_handler
 from .http_client.dial import ProxyConfig
 from .http_client.pool import ConnectionPool
 from .http_server.response import JSON
 from .http_server.router import Router
 from .keys_store import ManagedKeys
+from .log_tail import TAIL
+from .metrics import Metrics
 from .model_directory import ModelDirectory
+from .monitor import RequestMonitor
 from .pool.pool import AccountPool
 from .upstream.calls import UpstreamCalls
 from .usage import UsageBook
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ACCOUNTS_POLL_INTERVAL = 2.0  # seconds between checks for changes made by the CLI or another daemon
 USAGE_FLUSH_INTERVAL = 60.0  # seconds: a crash loses at most this much of the usage counts
+ROUTES_FILE_NAME = "routes.json"  # in the data dir, when AGPROXY_ROUTES_FILE is not set
 # Settings the listener, the connection pools and the upstream client were built with.
 RESTART_ONLY = (
     "host", "port", "data_dir", "upstream_urls", "oauth_auth_url", "oauth_token_url", "userinfo_url",
@@ -67,11 +73,15 @@ class App:
         self.usage = UsageBook(settings.data_dir)
         self.usage.load()
         self.models = ModelDirectory(self)
-        self.routes = routes.load(settings.routes_file) if settings.routes_file else routes.Routes()
+        has_routes = settings.routes_file is not None or self.routes_path.exists()
+        self.routes = routes.load(self.routes_path) if has_routes else routes.Routes()
         self.pool = AccountPool(self)
         self.responses = RecentResponses()
+        self.monitor = RequestMonitor()  # the last requests, for the admin page
+        self.metrics = Metrics()  # GET /metrics
+        self.log_tail = TAIL  # the last log lines, installed by log.setup() (process-wide)
         self.router = Router()
-        for handlers in (status, anthropic, models, openai_chat, responses, gemini, quota, usage):
+        for handlers in (status, anthropic, models, openai_chat, responses, gemini, quota, usage, metrics_handler, admin):
             handlers.register(self.router, self)
         self._background: list[asyncio.Task[None]] = []
 
@@ -98,12 +108,18 @@ class App:
             except StoreError as exc:
                 log.error("%s", exc)
 
+    @property
+    def routes_path(self) -> Path:
+        """Where the routes live: AGPROXY_ROUTES_FILE, else routes.json in the data dir (which
+        the admin page writes and which is read at start when it exists)."""
+        return self.settings.routes_file or self.settings.data_dir / ROUTES_FILE_NAME
+
     def reload_routes(self) -> None:
-        """SIGHUP: read AGPROXY_ROUTES_FILE again; a broken file keeps the routes in use."""
-        if self.settings.routes_file is None:
+        """SIGHUP: read the routes file again; a broken file keeps the routes in use."""
+        if self.settings.routes_file is None and not self.routes_path.exists():
             return
         try:
-            self.routes = routes.load(self.settings.routes_file)
+            self.routes = routes.load(self.routes_path)
         except routes.RoutesError as exc:
             log.error("routes not reloaded, the previous ones stay in use: %s", exc)
             return

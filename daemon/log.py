@@ -12,6 +12,7 @@ import time
 
 import orjson
 
+from .log_tail import TAIL
 from .redact import redact
 
 
@@ -50,6 +51,7 @@ class _JsonFormatter(logging.Formatter):
 def setup(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if fmt == "json" else _PlainFormatter())
+    TAIL.setFormatter(_PlainFormatter())  # the admin page's tail: plain lines, whatever the format
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, TAIL]
     root.setLevel(level.upper())

@@ -2,6 +2,8 @@
 # Install everything the tests need, then run the whole suite:
 #   .venv            the package with its `test` extra (pytest, hypothesis, trustme, SDKs)
 #   tests/.clients   the real CLIs the e2e tests drive, pinned (npm)
+# The browser tests (tests/browser) also need Debian's chromium and chromium-driver (.ci/run
+# installs them); without them they skip, or fail when CI is set. Screenshots: tests/artifacts/screenshots/
 # Extra arguments go to pytest, e.g. tests/run.sh -m "unit or protocol" -x
 set -euo pipefail
 cd "$(dirname "$0")/.."

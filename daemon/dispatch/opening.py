@@ -20,6 +20,7 @@ from ..accounts.tokens import AccountUnavailable
 from ..errors import ErrorKind, ProxyError
 from ..http_client.errors import HTTPClientError
 from ..http_client.pool import UpstreamResponse
+from ..metrics import outcome_of
 from ..pool import policy
 from ..pool.selection import NoAccount
 from ..pool.state import quota_family
@@ -47,10 +48,12 @@ class Opened:
 
 
 class _Failed(Exception):
-    def __init__(self, error: ProxyError, failure: UpstreamFailure | None = None, *, backoff: bool = True) -> None:
+    def __init__(self, error: ProxyError, failure: UpstreamFailure | None = None, *, backoff: bool = True,
+                 outcome: str = "connection") -> None:
         self.error = error
         self.failure = failure  # None: no answer (connection, token), not a refusal
         self.backoff = backoff  # False: the account itself cannot serve, another one may at once
+        self.outcome = outcome_of(failure.kind) if failure is not None else outcome  # for app.metrics
 
 
 async def open_upstream(app: App, generation: Generation) -> Opened:
@@ -75,14 +78,18 @@ async def open_upstream(app: App, generation: Generation) -> Opened:
             continue
         account = choice.account
         attempts += 1
+        generation.attempts += 1
         app.pool.begin(account.id, generation.session)
         try:
-            return Opened(await _attempt(app, generation, account), account)
+            response = await _attempt(app, generation, account)
+            app.metrics.upstream_attempt("ok")
+            return Opened(response, account)
         except BaseException as failure:  # a cancelled request (client gone) must give the account back too
             app.pool.end(account.id)
             if not isinstance(failure, _Failed):
                 raise
             failed = failure
+            app.metrics.upstream_attempt(failed.outcome)
             last = failed.error
             decision = (policy.decide(failed.failure, same_account_retries=waits.get(account.id, 0),
                                       max_wait=settings.max_wait)
@@ -146,7 +153,8 @@ async def _attempt(app: App, generation: Generation, account: Account) -> Upstre
         try:
             token = await app.tokens.access_token(account.id, rejected=rejected)
         except AccountUnavailable as exc:
-            raise _Failed(ProxyError(ErrorKind.UNAVAILABLE, f"account {account.id}: {exc}"), backoff=False) from None
+            raise _Failed(ProxyError(ErrorKind.UNAVAILABLE, f"account {account.id}: {exc}"), backoff=False,
+                          outcome="auth") from None
         try:
             response = await app.http.request(
                 "POST", app.settings.upstream_urls[0] + (endpoints.GENERATE if generation.unary else endpoints.STREAM_GENERATE),
@@ -170,7 +178,7 @@ async def _attempt(app: App, generation: Generation, account: Account) -> Upstre
             continue
         await app.accounts.record_failure(account.id, failure)
         raise _Failed(client_error(failure), failure)
-    raise _Failed(ProxyError(ErrorKind.UPSTREAM, "the upstream refused a freshly refreshed token"))
+    raise _Failed(ProxyError(ErrorKind.UPSTREAM, "the upstream refused a freshly refreshed token"), outcome="auth")
 
 
 def _headers(generation: Generation, token: str, user_agent: str) -> list[tuple[bytes, bytes]]:

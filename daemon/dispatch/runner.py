@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -87,6 +89,7 @@ class Generation:
     pinned: str = ""  # the account the client asked for (X-Account), "" for any
     accounts: tuple[str, ...] = ()  # the accounts a route target allows, () for any
     client: str = ""  # the client key's name, for the usage counts
+    attempts: int = 0  # upstream requests made for it (open_upstream counts them)
 
     @property
     def unary(self) -> bool:
@@ -101,35 +104,75 @@ FALLBACK_KINDS = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE, Error
 
 async def run(app: App, generations: list[Generation], responder: Responder) -> Generation | None:
     """Answer with the first generation an account can serve (a route's targets in order);
-    returns it, or None when the client got an error before any answer."""
-    for index, generation in enumerate(generations):
-        try:
-            opened = await open_upstream(app, generation)
-            break
-        except ProxyError as error:
-            if error.kind in FALLBACK_KINDS and index + 1 < len(generations):
-                log.info("route target %s cannot serve (%s): trying the next", generation.model, error.message)
-                continue
-            _respond_error(generation, responder, error)
-            app.usage.record(generation.client, "", generation.model, ok=False, usage=None)
-            return None
-    else:
-        return None
-    answered = False
+    returns it, or None when the client got an error before any answer. Every run is one
+    entry in app.monitor and app.metrics, a cancelled one (client gone) included."""
+    generation, account, crashed = (generations[0] if generations else None), "", False
     try:
-        if generation.stream:
-            answered = await _stream(app, generation, opened.response, responder)
+        for index, generation in enumerate(generations):
+            try:
+                opened = await open_upstream(app, generation)
+                break
+            except ProxyError as error:
+                if error.kind in FALLBACK_KINDS and index + 1 < len(generations):
+                    log.info("route target %s cannot serve (%s): trying the next", generation.model, error.message)
+                    continue
+                _respond_error(generation, responder, error)
+                app.usage.record(generation.client, "", generation.model, ok=False, usage=None)
+                return None
         else:
-            answered = await _aggregate(app, generation, opened.response, responder)
+            return None
+        account = opened.account.id
+        answered = False
+        if generation.stream:
+            app.metrics.stream_opened()
+        try:
+            if generation.stream:
+                answered = await _stream(app, generation, opened.response, responder)
+            else:
+                answered = await _aggregate(app, generation, opened.response, responder)
+        finally:
+            if generation.stream:
+                app.metrics.stream_closed()
+            opened.response.close()  # aborts the upstream connection unless it was read to the end
+            app.pool.end(opened.account.id)
+            app.usage.record(generation.client, opened.account.id, generation.model, ok=answered,
+                             usage=generation.reader.usage)
+            family = models.family(generation.model)
+            for tool_id, signature, thinking in generation.reader.signatures:
+                app.signatures.remember(family, signature, tool_id, thinking)
+        return generation
+    except Exception:
+        crashed = True  # a bug: the server answers 500 unless a response started
+        raise
     finally:
-        opened.response.close()  # aborts the upstream connection unless it was read to the end
-        app.pool.end(opened.account.id)
-        app.usage.record(generation.client, opened.account.id, generation.model, ok=answered,
-                         usage=generation.reader.usage)
-        family = models.family(generation.model)
-        for tool_id, signature, thinking in generation.reader.signatures:
-            app.signatures.remember(family, signature, tool_id, thinking)
-    return generation
+        if generation is not None:
+            _observe(app, generations, generation, account, responder, crashed)
+
+
+def _observe(app: App, generations: list[Generation], generation: Generation, account: str,
+             responder: Responder, crashed: bool) -> None:
+    """The request monitor's entry and the request metrics of one run; times from the Responder."""
+    started = responder.created_at
+    duration = time.monotonic() - started
+    ttfb = responder.first_byte_at - started if responder.first_byte_at is not None else None
+    status = responder.status if responder.started else 500 if crashed else 499  # 499: the client went away
+    protocol = protocol_of(generation.wire)
+    usage = generation.reader.usage
+    app.monitor.record(at=time.time() - duration, client=generation.client, protocol=protocol, model=generation.model,
+                       account=account, status=status, ttfb=ttfb, duration=duration, usage=usage,
+                       attempts=sum(g.attempts for g in generations), complete=responder.complete)
+    app.metrics.observe_request(protocol=protocol, model=generation.model, status=status, duration=duration, ttfb=ttfb,
+                                usage=usage)
+
+
+_PROTOCOLS = {"anthropic_stream": "anthropic", "openai_chat_stream": "openai-chat", "responses_stream": "responses",
+              "gemini_stream": "gemini", "gemini": "gemini"}  # "gemini": the handler's own _ChunkList wire
+
+
+def protocol_of(wire: Wire) -> str:
+    """The client protocol a wire writes: its translate/*_stream module, or a wire class's module."""
+    name = wire.__name__ if isinstance(wire, types.ModuleType) else str(getattr(wire, "__module__", ""))
+    return _PROTOCOLS.get(name.rpartition(".")[2], "other")
 
 
 def _respond_error(generation: Generation, responder: Responder, error: ProxyError) -> None:

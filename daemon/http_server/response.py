@@ -38,12 +38,13 @@ class _Connection(Protocol):
 class Responder:
     """One response. Either `respond()` once, or `start()`, `await write()` …, `end()`."""
 
-    __slots__ = ("_connection", "status", "bytes_sent", "first_byte_at", "complete", "_started")
+    __slots__ = ("_connection", "status", "bytes_sent", "created_at", "first_byte_at", "complete", "_started")
 
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
         self.status = 0
         self.bytes_sent = 0
+        self.created_at = time.monotonic()  # the request was read whole; first_byte_at is on this clock too
         self.first_byte_at: float | None = None
         self.complete = False
         self._started = False

@@ -36,6 +36,11 @@ PURE_MODULES = [
     "pool/quota.py",
     "pool/quota_view.py",
     "routes.py",
+    "monitor.py",
+    "metrics.py",
+    "admin/security.py",
+    "admin/pages.py",
+    "admin/render.py",
     *sorted(str(p.relative_to(DAEMON)) for p in (DAEMON / "translate").glob("*.py")),
 ]
 IO_IMPORTS = {"asyncio", "socket", "ssl", "uvloop", "selectors", "subprocess", "threading"}
