@@ -9,6 +9,7 @@ import logging
 import ssl
 import time
 from http import HTTPStatus
+from typing import Any
 from pathlib import Path
 
 import orjson
@@ -83,13 +84,18 @@ class App:
         self.router = Router()
         for handlers in (status, anthropic, models, openai_chat, responses, gemini, quota, usage, metrics_handler, admin):
             handlers.register(self.router, self)
-        self._background: list[asyncio.Task[None]] = []
+        self._background: list[asyncio.Task[Any]] = []
 
     def start(self) -> None:
         """Start the background work that lives as long as the daemon."""
         loop = asyncio.get_running_loop()
-        self._background = [loop.create_task(self._watch_files()), loop.create_task(self._flush_usage())]
+        self._background += [loop.create_task(self._watch_files()), loop.create_task(self._flush_usage())]
         self.pool.start()
+
+    def adopt(self, task: asyncio.Task[Any]) -> None:
+        """A task that must not outlive the daemon: cancelled and awaited on close."""
+        self._background = [t for t in self._background if not t.done()]
+        self._background.append(task)
 
     def reload(self, settings: Settings) -> None:
         """SIGHUP: new settings from the environment and env file, and the routes, keys and

@@ -29,6 +29,7 @@ PAGES = (  # (path, nav label)
 ASSETS = {  # the files served under /admin/static/, and nothing else
     "admin.css": b"text/css; charset=utf-8",
     "admin.js": b"text/javascript; charset=utf-8",
+    "favicon.svg": b"image/svg+xml",
 }
 
 
@@ -120,7 +121,8 @@ def table(element_id: str, headings: Iterable[str], rows: Iterable[str], *, empt
     """A table whose rows are HTML `<tr>`s; one row saying `empty` when there are none."""
     body = "".join(rows) or f'<tr class="empty"><td colspan="{columns}">{e(empty)}</td></tr>'
     head = "".join(f"<th>{e(heading)}</th>" for heading in headings)
-    return f'<table id="{e(element_id)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    table = f'<table id="{e(element_id)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="table-scroll">{table}</div>'  # a wide table scrolls inside the page, not with it
 
 
 def when(epoch: float | None) -> str:

@@ -78,13 +78,10 @@ class AdminSite:
         self.app = app
         self.secret = security.new_secret()
         self.limiter = security.LoginLimiter()
+        # A pending login's task belongs to the App, which cancels it on close (it never
+        # raises: it ends with an Outcome).
         self.logins = Logins(lambda: Login(app.settings, app.calls, app.accounts.store),
-                             lambda: app.settings.oauth_auth_url, self._adopt)
-
-    def _adopt(self, task: object) -> None:
-        # The App cancels and awaits its background tasks on close; a pending login is one
-        # (its task never raises: it ends with an Outcome).
-        self.app._background.append(task)  # type: ignore[arg-type]
+                             lambda: app.settings.oauth_auth_url, app.adopt)
 
     def mount(self, router: Router) -> None:
         get, post = self._guarded_get, self._guarded_post
