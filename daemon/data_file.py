@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # What stat() says about a file; a different value means another process replaced it.
 Signature = tuple[int, int, int] | None
@@ -84,6 +86,35 @@ class DataFile(Generic[T]):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         write_atomically(self.path, body, temp_prefix=self._temp_prefix, durable=True)
+
+
+class FileView(Generic[T]):
+    """A DataFile's document held in memory, read again when another process replaced the
+    file (the CLI, another daemon): a cheap stat() when nothing changed."""
+
+    def __init__(self, file: DataFile[T]) -> None:
+        self.store = file
+        self._signature: Signature = None
+
+    def load(self) -> None:
+        """Read the file now; StoreError when it is unusable (what was loaded before stays)."""
+        signature = self.store.signature()
+        self._take(self.store.read())
+        self._signature = signature
+
+    def reload_if_changed(self) -> bool:
+        if self.store.signature() == self._signature:
+            return False
+        self.load()
+        log.info("%s changed on disk", self.store.path.name)
+        return True
+
+    def forget_signature(self) -> None:
+        """Read the file again at the next check (after this process wrote it)."""
+        self._signature = None
+
+    def _take(self, document: T) -> None:
+        raise NotImplementedError
 
 
 def write_atomically(path: Path, body: bytes, *, temp_prefix: str, durable: bool) -> None:

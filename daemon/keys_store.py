@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .data_file import DataFile, Signature, StoreError
+from .data_file import DataFile, FileView, StoreError
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -146,29 +146,15 @@ class KeyStore(DataFile[list[ManagedKey]]):
 # --- the daemon's view ---------------------------------------------------------------------
 
 
-class ManagedKeys:
+class ManagedKeys(FileView[list[ManagedKey]]):
     """The keys in keys.json, as the daemon checks them; re-read when the file changes."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.store = KeyStore(data_dir)
+        super().__init__(KeyStore(data_dir))
         self._entries: tuple[tuple[str, bytes], ...] = ()  # (name, sha256 digest)
-        self._signature: Signature = None
 
-    def load(self) -> None:
-        """Read the file now; StoreError when it is unusable (the keys loaded before stay)."""
-        signature = self.store.signature()
-        keys = self.store.read()
+    def _take(self, keys: list[ManagedKey]) -> None:
         self._entries = tuple((k.name, bytes.fromhex(k.hash)) for k in keys)
-        self._signature = signature
-
-    def reload_if_changed(self) -> bool:
-        """Pick up `keys add/revoke` from the CLI; a cheap stat() when nothing changed."""
-        signature = self.store.signature()
-        if signature == self._signature:
-            return False
-        self.load()
-        log.info("keys.json changed on disk: %d managed keys", len(self._entries))
-        return True
 
     def match(self, presented: str) -> str | None:
         """The name of the managed key `presented` is; None when it is none of them."""

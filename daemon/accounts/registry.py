@@ -9,31 +9,16 @@ from typing import Any
 
 from ..upstream.failures import UpstreamFailure
 from .model import Account, state_for_failure
-from .store import AccountStore, Signature
+from ..data_file import FileView
+from .store import AccountStore
 
 log = logging.getLogger(__name__)
 
 
-class AccountRegistry:
+class AccountRegistry(FileView[list[Account]]):
     def __init__(self, store: AccountStore) -> None:
-        self.store = store
+        super().__init__(store)
         self._accounts: dict[str, Account] = {}
-        self._signature: Signature = None
-
-    def load(self) -> None:
-        """Read the file now (StoreError when it is unusable)."""
-        signature = self.store.signature()
-        self._set(self.store.read())
-        self._signature = signature
-
-    def reload_if_changed(self) -> bool:
-        """Pick up changes made by the CLI or another daemon; a cheap stat() when nothing changed."""
-        signature = self.store.signature()
-        if signature == self._signature:
-            return False
-        self.load()
-        log.info("accounts.json changed on disk: %d accounts", len(self._accounts))
-        return True
 
     def all(self) -> list[Account]:
         return list(self._accounts.values())
@@ -48,8 +33,8 @@ class AccountRegistry:
         def change(accounts: list[Account]) -> list[Account]:
             return [a.with_changes(**changes) if a.id == account_id else a for a in accounts]
 
-        self._set(await asyncio.to_thread(self.store.update, change))
-        self._signature = None  # re-read once: another writer may have come in after us
+        self._take(await asyncio.to_thread(self.store.update, change))
+        self.forget_signature()  # re-read once: another writer may have come in after us
         return self._accounts.get(account_id)
 
     async def record_failure(self, account_id: str, failure: UpstreamFailure) -> None:
@@ -61,5 +46,5 @@ class AccountRegistry:
         await self.update(account_id, state=state, reason=failure.message, verify_url=failure.verify_url,
                           last_error=failure.message)
 
-    def _set(self, accounts: list[Account]) -> None:
+    def _take(self, accounts: list[Account]) -> None:
         self._accounts = {account.id: account for account in accounts}
