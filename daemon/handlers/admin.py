@@ -30,7 +30,7 @@ from ..keys_store import KeysError
 from ..pool.quota_view import quota_json
 from ..redact import mask_email
 from ..routes import RoutesError
-from .common import require_admin
+from .common import BASIC_CHALLENGE, require_admin
 
 if TYPE_CHECKING:
     from ..app import App
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 HTML = b"text/html; charset=utf-8"
 JSON = b"application/json"
-REALM = b'Basic realm="antigravity-proxy"'
 REQUESTS_SHOWN = 100  # rows on the requests page and in requests.json (?limit= up to MONITOR_MAX)
 MONITOR_MAX = 500
 LOG_LINES = 300
@@ -127,7 +126,7 @@ class AdminSite:
                 self.limiter.failed(request.peer, now)
                 log.warning("admin page: failed login from %s", request.peer or "an unknown address")
             return self.error(request, 401, "Admin credentials required: user admin and AGPROXY_ADMIN_PASSWORD.",
-                              [(b"www-authenticate", REALM)])
+                              [BASIC_CHALLENGE])
         self.limiter.succeeded(request.peer)
         return None
 

@@ -15,8 +15,8 @@ from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..translate import anthropic_request, anthropic_stream, client_errors
 from ..translate.count_tokens import estimate_tokens
-from . import media
 from ..translate.upstream_request import Translated
+from . import media
 from .common import accepted, conversation_key, translate, translated_generations
 
 if TYPE_CHECKING:

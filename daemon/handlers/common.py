@@ -37,6 +37,8 @@ def authenticate(app: App, request: Request) -> str:
 
 
 ADMIN_USER = "admin"
+BASIC_CHALLENGE = (b"www-authenticate", b'Basic realm="antigravity-proxy"')
+NO_STORE = (b"cache-control", b"no-store")
 
 
 def require_admin(app: App, request: Request) -> None:
@@ -57,6 +59,13 @@ def require_admin(app: App, request: Request) -> None:
     valid = password.matches(given) & hmac.compare_digest(user.encode(), ADMIN_USER.encode())  # both, always
     if scheme.lower() != b"basic" or not valid:
         raise ProxyError(ErrorKind.AUTH, "admin credentials required (basic auth, user admin)")
+
+
+def admin_refusal(app: App, request: Request, error: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A management endpoint's answer to a caller `require_admin` refused (a 401 asks for basic auth)."""
+    content_type, body = app.render_error(request.path, error.status, error.message)
+    headers = [(b"content-type", content_type), NO_STORE, *([BASIC_CHALLENGE] if error.status == 401 else [])]
+    return error.status, headers, body
 
 
 def json_body(request: Request, *, model_required: bool = True) -> dict[str, Any]:

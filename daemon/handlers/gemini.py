@@ -15,7 +15,14 @@ from ..http_server.router import Router
 from ..translate import client_errors, gemini_request, gemini_stream
 from ..translate.count_tokens import estimate_tokens
 from ..upstream.catalog import describe
-from .common import Target, authenticate, conversation_key, json_body, pinned_account, targets
+from .common import (
+    Target,
+    authenticate,
+    conversation_key,
+    json_body,
+    pinned_account,
+    targets,
+)
 from .models import gemini_model, is_gemini_client, openai_model
 
 if TYPE_CHECKING:

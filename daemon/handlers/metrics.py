@@ -10,13 +10,10 @@ from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..metrics import CONTENT_TYPE
-from .common import require_admin
+from .common import NO_STORE, admin_refusal, require_admin
 
 if TYPE_CHECKING:
     from ..app import App
-
-BASIC_CHALLENGE = b'Basic realm="antigravity-proxy"'
-NO_STORE = (b"cache-control", b"no-store")
 
 
 def register(router: Router, app: App) -> None:
@@ -24,11 +21,7 @@ def register(router: Router, app: App) -> None:
         try:
             require_admin(app, request)
         except ProxyError as error:
-            content_type, body = app.render_error(request.path, error.status, error.message)
-            headers = [(b"content-type", content_type), NO_STORE]
-            if error.status == 401:
-                headers.append((b"www-authenticate", BASIC_CHALLENGE))
-            response.respond(error.status, headers, body)
+            response.respond(*admin_refusal(app, request, error))
             return
         text = app.metrics.render(app.accounts.all(), app.pool.state.loads)
         response.respond(200, [(b"content-type", CONTENT_TYPE), NO_STORE], text.encode())

@@ -23,15 +23,13 @@ from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..pool.quota_view import quota_json, quota_table
 from ..translate.client_errors import ANTHROPIC_TYPES
-from .common import ADMIN_USER, require_admin
+from .common import ADMIN_USER, BASIC_CHALLENGE, NO_STORE, require_admin
 
 if TYPE_CHECKING:
     from ..app import App
     from ..config import Settings
 
 TEXT = b"text/plain; charset=utf-8"
-REALM = b'Basic realm="antigravity-proxy"'
-NO_STORE = (b"cache-control", b"no-store")
 FORMATS = ("json", "table")
 
 
@@ -44,7 +42,7 @@ def register(router: Router, app: App) -> None:
                 raise ProxyError(ErrorKind.INVALID_REQUEST, f"format must be one of {', '.join(FORMATS)}",
                                  param="format")
         except ProxyError as error:
-            headers = [NO_STORE, *([(b"www-authenticate", REALM)] if error.kind is ErrorKind.AUTH else [])]
+            headers = [NO_STORE, *([BASIC_CHALLENGE] if error.kind is ErrorKind.AUTH else [])]
             response.respond_json(error.status, {"error": {"type": ANTHROPIC_TYPES[error.kind],
                                                            "message": error.message}}, headers)
             return

@@ -12,8 +12,8 @@ from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..translate import client_errors, responses_request, responses_stream
-from . import media
 from ..translate.upstream_request import Translated
+from . import media
 from .common import accepted, conversation_key, translated_generations
 
 if TYPE_CHECKING:

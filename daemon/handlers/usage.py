@@ -9,12 +9,10 @@ from ..errors import ProxyError
 from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
-from .common import require_admin
+from .common import NO_STORE, admin_refusal, require_admin
 
 if TYPE_CHECKING:
     from ..app import App
-
-BASIC_CHALLENGE = b'Basic realm="antigravity-proxy"'
 
 
 def register(router: Router, app: App) -> None:
@@ -22,14 +20,10 @@ def register(router: Router, app: App) -> None:
         try:
             require_admin(app, request)
         except ProxyError as error:
-            content_type, body = app.render_error(request.path, error.status, error.message)
-            headers = [(b"content-type", content_type), (b"cache-control", b"no-store")]
-            if error.status == 401:
-                headers.append((b"www-authenticate", BASIC_CHALLENGE))
-            response.respond(error.status, headers, body)
+            response.respond(*admin_refusal(app, request, error))
             return
         book = app.usage
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(book.since))
-        response.respond_json(200, {"since": since, **book.snapshot()}, [(b"cache-control", b"no-store")])
+        response.respond_json(200, {"since": since, **book.snapshot()}, [NO_STORE])
 
     router.add("GET", "/usage", usage)
