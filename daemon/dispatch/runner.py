@@ -123,16 +123,10 @@ async def run(app: App, generations: list[Generation], responder: Responder) -> 
             return None
         account = opened.account.id
         answered = False
-        if generation.stream:
-            app.metrics.stream_opened()
         try:
-            if generation.stream:
-                answered = await _stream(app, generation, opened.response, responder)
-            else:
-                answered = await _aggregate(app, generation, opened.response, responder)
+            answer = _stream if generation.stream else _aggregate
+            answered = await answer(app, generation, opened.response, responder)
         finally:
-            if generation.stream:
-                app.metrics.stream_closed()
             opened.response.close()  # aborts the upstream connection unless it was read to the end
             app.pool.end(opened.account.id)
             app.usage.record(generation.client, opened.account.id, generation.model, ok=answered,
@@ -232,6 +226,7 @@ async def _stream(app: App, generation: Generation, response: UpstreamResponse, 
     writer = _StreamWriter(responder, generation.wire.HEARTBEAT, app.settings.stream_heartbeat)
     heartbeat = asyncio.get_running_loop().create_task(writer.heartbeat())
     answered = True
+    app.metrics.stream_opened()
     try:
         async for events, meaningful in _pump(app, generation, response):
             await writer.send(generation.wire.encode(events), commit=meaningful)
@@ -244,6 +239,7 @@ async def _stream(app: App, generation: Generation, response: UpstreamResponse, 
         log.warning("stream failed after its start: %s", error.message)
         await writer.send(generation.wire.encode(generation.reader.fail(error)), commit=True)
     finally:
+        app.metrics.stream_closed()
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
