@@ -71,6 +71,8 @@ def redact(text: str) -> str:
 
 
 def mask_email(email: str) -> str:
-    """'alice@example.com' -> 'al***@example.com'."""
+    """'alice@example.com' -> 'al***e@example.com': enough to tell a pool's accounts apart
+    (they often differ only at the end), too little to give the address away."""
     local, at, domain = email.partition("@")
-    return (local[:2] + "***" + at + domain) if at else local[:2] + "***"
+    tail = local[-1] if len(local) > 4 else ""
+    return local[:2] + "***" + tail + at + domain

@@ -45,8 +45,11 @@ def quota_cell(family: str, info: Mapping[str, Any]) -> str:
         text = "no data yet"
     else:
         text = f"{round(remaining * 100)}%"
-        if info.get("resets_in_s") is not None:
-            text += f", resets in {duration(info['resets_in_s'])}"
+        resets_in = info.get("resets_in_s")
+        if resets_in == 0:  # the reset time has passed: the next quota reading will show it
+            text += ", reset due"
+        elif resets_in is not None:
+            text += f", resets in {duration(resets_in)}"
     value = "" if remaining is None else format(min(1.0, max(0.0, remaining)), "g")
     meter = f'<meter min="0" max="1" value="{e(value)}"></meter>' if value else ""
     return (f'<div class="quota-bar" data-family="{e(family)}" data-remaining="{e(value)}">'
@@ -90,7 +93,8 @@ def _account_row(account: Account, families: Mapping[str, Any], load: AccountLoa
     last_used = load.last_used if load is not None else 0.0
     return (f'<tr class="account" data-account-id="{e(account.id)}">'
             f'<td class="email">{email}</td><td class="state-cell">{_state_cell(account)}</td>'
-            f"<td>{e(account.project_id or '-')}</td><td>{e(account.tier or '-')}</td>{bars}"
+            f'<td class="id">{e(account.project_id or "-")}<div class="muted">{e(account.tier or "tier unknown")}</div></td>'
+            f"{bars}"
             f'<td title="{e(when(last_used))}">{e(ago(last_used, now))}</td>'
             f'<td class="errors">{e(errors)}{last_error}</td>'
             f'<td class="actions">{_actions(account, token)}</td></tr>')
@@ -119,7 +123,7 @@ def accounts_body(accounts: list[Account], quota: Mapping[str, Any], loads: Mapp
     `login` the login panel (HTML) of a login in progress."""
     families = {entry["id"]: entry["families"] for entry in quota.get("accounts", [])}
     rows = [_account_row(a, families.get(a.id, {}), loads.get(a.id), usage.get(a.id), now, token) for a in accounts]
-    headings = ["Account", "State", "Project", "Tier", *(FAMILY_LABELS[f] for f in FAMILIES), "Last used",
+    headings = ["Account", "State", "Project and tier", *(FAMILY_LABELS[f] for f in FAMILIES), "Last used",
                 "Errors", "Actions"]
     add = form(ADD_ACCOUNT, token(ADD_ACCOUNT), button("Add an account"), element_id="add-account")
     return (notice(message, element_id="notice") + notice(error, error=True, element_id="error") + login
@@ -176,7 +180,7 @@ def keys_body(keys: list[ManagedKey], usage: Mapping[str, Any], env_names: Itera
 def routes_body(text: str, path: str, token: Token, *, saved: bool = False, error: str = "") -> str:
     parts = []
     if saved:
-        parts.append(f'<p id="routes-saved" class="notice" role="status">Saved to {e(path)} and in use now.</p>')
+        parts.append('<p id="routes-saved" class="notice" role="status">Saved and in use now.</p>')
     if error:
         parts.append(f'<p id="routes-error" class="error" role="alert">{e(error)}</p>')
     inner = (f'<label for="routes">Routes (JSON), saved to <code>{e(path)}</code></label>'

@@ -303,7 +303,7 @@ class AdminSite:
         return self.page(status, "/admin/routes", "Routes", body)
 
     async def routes_page(self, request: Request, form: Form) -> Reply:
-        return self.routes_reply()
+        return self.routes_reply(saved=_query(request, "saved") == "1")
 
     async def save_routes(self, request: Request, form: Form) -> Reply:
         text = form.get("routes", "")
@@ -311,7 +311,8 @@ class AdminSite:
             await actions.save_routes(self.app, text, self.app.routes_path)
         except (RoutesError, actions.ActionError) as exc:
             return self.routes_reply(400, text=text, error=str(exc))
-        return self.routes_reply(saved=True)
+        # Post/redirect/get: reloading the page afterwards does not post the routes again.
+        return Reply(303, headers=[(b"location", b"/admin/routes?saved=1")])
 
     # --- requests and log ---------------------------------------------------------------------------------
 

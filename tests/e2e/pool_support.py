@@ -30,7 +30,7 @@ def seed_pool(data_dir, fake: FakeUpstream, ids: Iterable[str], states: dict[str
     for account_id in ids:
         known = fake.add_account(email(account_id))
         accounts.append(Account(id=account_id, email=known.email, refresh_token=known.refresh_token,
-                                client_id=ANTIGRAVITY_CLIENT_ID, project_id=known.project,
+                                client_id=ANTIGRAVITY_CLIENT_ID, project_id=known.project, tier=known.tier,
                                 state=(states or {}).get(account_id, AccountState.ACTIVE)))
     AccountStore(data_dir).update(lambda _: accounts)
     return accounts

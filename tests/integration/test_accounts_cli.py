@@ -544,7 +544,7 @@ def test_list_disable_enable_remove(cli: CLI, fake: FakeUpstream) -> None:
     for args in (("list", "--mask"), ("list", "--mask", "--json")):
         result = cli.run(*args)
         assert result.rc == 0, str(result)
-        assert "us***@example.com" in result.out and "bo***@example.com" in result.out
+        assert "us***@example.com" in result.out and "bo***h@example.com" in result.out
         assert "user@" not in result.out and "bob.smith" not in result.out
 
     result = cli.run("disable", user_id)

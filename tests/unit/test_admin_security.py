@@ -301,6 +301,8 @@ def test_a_quota_bar_says_what_is_left_and_when_it_resets() -> None:
     [bar] = [attrs for tag, attrs in cell.elements if tag == "div"]
     assert bar == {"class": "quota-bar", "data-family": "claude", "data-remaining": "0.25"}
     assert "".join(cell.text) == "25%, resets in 1h00m"
+    passed = Parsed(pages.quota_cell("claude", {"remaining": 1.0, "resets_in_s": 0, "cooling_until": None}))
+    assert "".join(passed.text) == "100%, reset due"
     unknown = Parsed(pages.quota_cell("gemini-pro", {"remaining": None}))
     assert unknown.elements[0][1]["data-remaining"] == "" and not unknown.tags("meter")
 

@@ -232,14 +232,14 @@ def test_the_json_document():
     assert document == {
         "generated_at": "2026-08-06T07:06:40Z",
         "accounts": [
-            {"id": "acc001", "email": "al***@example.com", "state": "active", "in_flight": 3,
+            {"id": "acc001", "email": "al***e@example.com", "state": "active", "in_flight": 3,
              "quota_checked_at": "2026-08-06T07:06:10Z",
              "families": {
                  "claude": {**nothing, "remaining": 0.25, "resets_at": "2026-08-06T07:08:10Z", "resets_in_s": 91},
                  "gemini-pro": {**nothing, "cooling_until": "2026-08-06T07:16:40Z", "cooling_reason": "rate limited"},
                  "gemini-flash": nothing,
              }},
-            {"id": "acc003", "email": "ca***@example.net", "state": "needs_login", "in_flight": 0,
+            {"id": "acc003", "email": "ca***l@example.net", "state": "needs_login", "in_flight": 0,
              "quota_checked_at": None, "families": {family: nothing for family in FAMILIES}},
         ],
     }
