@@ -12,7 +12,7 @@ import secrets
 import time
 import webbrowser
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from ..config import Settings
@@ -40,6 +40,16 @@ class LoginError(Exception):
 class Added:
     account: Account
     created: bool  # False when an existing account (same e-mail) was logged in again
+
+
+@dataclass(frozen=True, slots=True)
+class HeadlessLogin:
+    """A headless login waiting for its paste: the URL shown and what checks the answer."""
+
+    url: str
+    redirect_uri: str
+    state: str = field(repr=False)
+    pkce: oauth.PKCE = field(repr=False)
 
 
 class Login:
@@ -71,23 +81,32 @@ class Login:
 
     async def headless(self, *, read_line: Callable[[], Awaitable[str]], say: Say) -> Added:
         """Print the URL; the user logs in elsewhere and pastes where the browser ended up."""
+        begun = self.begin_headless()
+        say(
+            f"Open this URL in a browser on any machine and approve the access:\n\n  {begun.url}\n\n"
+            f"The browser then goes to {begun.redirect_uri}, which may fail to load there. That is fine:\n"
+            "copy the whole address from the address bar (or just the code) and paste it here:"
+        )
+        return await self.finish_headless(begun, await read_line())
+
+    def begin_headless(self) -> HeadlessLogin:
+        """The first half of a headless login: its consent URL (no I/O)."""
         pkce, state = oauth.PKCE.new(), oauth.new_state()
         redirect_uri = self.settings.oauth_redirect_url or (
             f"http://localhost:{self.settings.oauth_callback_port}{oauth.CALLBACK_PATH}"
         )
         url = oauth.authorization_url(self.settings.oauth_auth_url, self.settings.oauth_client_id, redirect_uri, state, pkce)
-        say(
-            f"Open this URL in a browser on any machine and approve the access:\n\n  {url}\n\n"
-            f"The browser then goes to {redirect_uri}, which may fail to load there. That is fine:\n"
-            "copy the whole address from the address bar (or just the code) and paste it here:"
-        )
+        return HeadlessLogin(url, redirect_uri, state, pkce)
+
+    async def finish_headless(self, begun: HeadlessLogin, pasted: str) -> Added:
+        """The second half: what the user pasted (the address the browser ended up at, or the code)."""
         try:
-            callback = oauth.parse_callback(await read_line())
+            callback = oauth.parse_callback(pasted)
         except oauth.OAuthError as exc:
             raise LoginError(str(exc)) from None
-        if callback.state is not None and not secrets.compare_digest(callback.state, state):
+        if callback.state is not None and not secrets.compare_digest(callback.state, begun.state):
             raise LoginError("the pasted URL belongs to another login attempt (state mismatch)")
-        return await self._finish_code(callback.code, redirect_uri, pkce)
+        return await self._finish_code(callback.code, begun.redirect_uri, begun.pkce)
 
     async def import_refresh_token(self, refresh_token: str, client_id: str | None = None) -> Added:
         client_id = client_id or self.settings.oauth_client_id

@@ -77,10 +77,9 @@ class AdminSite:
         self.app = app
         self.secret = security.new_secret()
         self.limiter = security.LoginLimiter()
-        # A pending login's task belongs to the App, which cancels it on close (it never
+        # An answered login's task belongs to the App, which cancels it on close (it never
         # raises: it ends with an Outcome).
-        self.logins = Logins(lambda: Login(app.settings, app.calls, app.accounts.store),
-                             lambda: app.settings.oauth_auth_url, app.adopt)
+        self.logins = Logins(lambda: Login(app.settings, app.calls, app.accounts.store), app.adopt)
 
     def mount(self, router: Router) -> None:
         get, post = self._guarded_get, self._guarded_post
@@ -206,7 +205,7 @@ class AdminSite:
         quota = quota_json([(a, loads.get(a.id)) for a in accounts], now)
         panel = ""
         pending = self.logins.get(login_id) if login_id else None
-        if pending is not None and not pending.answer.done():
+        if pending is not None:
             target = app.accounts.get(pending.account_id) if pending.account_id else None
             relogin_of = mask_email(target.email) if target is not None else ""
             panel = pages.login_panel(pending.id, pending.url, relogin_of, self.token)
@@ -226,20 +225,17 @@ class AdminSite:
         try:
             if action == "relogin":
                 actions.account(self.app, account_id)
-                return await self.start_login(account_id)
+                return self.start_login(account_id)
             message = await actions.change_account(self.app, account_id, action)
         except actions.ActionError as exc:
             return self.accounts_reply(409, error=str(exc))
         return self.accounts_reply(message=message)
 
     async def add_account(self, request: Request, form: Form) -> Reply:
-        return await self.start_login("")
+        return self.start_login("")
 
-    async def start_login(self, account_id: str) -> Reply:
-        try:
-            pending = await self.logins.start(account_id)
-        except LoginError as exc:
-            return self.accounts_reply(502, error=f"The login could not start: {exc}")
+    def start_login(self, account_id: str) -> Reply:
+        pending = self.logins.start(account_id)
         return Reply(303, headers=[(b"location", f"/admin/accounts?login={pending.id}#login".encode())])
 
     async def finish_login(self, request: Request, form: Form) -> Reply:
@@ -251,8 +247,8 @@ class AdminSite:
         except LoginError as exc:
             return self.accounts_reply(400, error=str(exc))
         if outcome is None:
-            return self.accounts_reply(202, message="Google accepted the login; the account is still being set up. "
-                                                    "Reload this page in a minute.")
+            return self.accounts_reply(202, message="The login is still being set up (code exchange and project discovery); "
+                                                    "reload this page in a minute.")
         if outcome.added is None:
             return self.accounts_reply(400, error=f"The login failed: {outcome.error}")
         self.app.pool.read_soon(outcome.added.account.id)
