@@ -68,6 +68,8 @@ def _is_http(url: Any) -> bool:
 
 
 async def _fetch_all(app: App, urls: list[str]) -> list[tuple[bytes, str]]:
+    if not urls:  # the usual case: no event-loop round trip through an empty gather()
+        return []
     for url in urls:
         if not _is_http(url):
             raise ProxyError(ErrorKind.INVALID_REQUEST, f"source.url must be an http(s) URL, got {url[:80]!r}")
