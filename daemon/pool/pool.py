@@ -15,7 +15,7 @@ from ..http_client.errors import HTTPClientError
 from ..upstream import catalog
 from ..upstream.calls import UpstreamCallError
 from . import selection
-from .quota import parse_quota
+from .quota import family_quota
 from .state import PoolState
 
 if TYPE_CHECKING:
@@ -102,5 +102,6 @@ class AccountPool:
         except (AccountUnavailable, UpstreamCallError, HTTPClientError) as exc:
             log.info("quota of account %s not read: %s", account.id, exc)
             return
-        self.state.set_quota(account.id, parse_quota(body), time.time())
-        self._app.models.learn(catalog.parse(body))
+        rows = catalog.served_rows(body)
+        self.state.set_quota(account.id, family_quota(rows), time.time())
+        self._app.models.learn(catalog.describe_rows(rows))

@@ -14,9 +14,7 @@ import math
 import re
 from typing import Any
 
-import orjson
-
-from ..upstream.catalog import SERVED_PREFIXES
+from ..upstream.catalog import served_rows
 from .state import FamilyQuota, quota_family
 
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
@@ -58,17 +56,13 @@ def model_quota(entry: Any) -> FamilyQuota | None:
 
 def parse_quota(body: bytes) -> dict[str, FamilyQuota]:
     """Family → quota of a fetchAvailableModels body; {} when the body is not one."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    models = document.get("models") if isinstance(document, dict) else None
-    if not isinstance(models, dict):
-        return {}
+    return family_quota(served_rows(body))
+
+
+def family_quota(rows: dict[str, dict[str, Any]]) -> dict[str, FamilyQuota]:
+    """Family → quota of the served rows of a catalogue (catalog.served_rows)."""
     families: dict[str, FamilyQuota] = {}
-    for model_id, entry in models.items():
-        if not model_id.startswith(SERVED_PREFIXES) or not isinstance(entry, dict) or entry.get("isInternal"):
-            continue
+    for model_id, entry in rows.items():
         quota = model_quota(entry)
         if quota is None:
             continue

@@ -30,8 +30,9 @@ def static_catalogue() -> dict[str, ModelInfo]:
     return {name: describe(name) for name in KNOWN_MODELS}
 
 
-def parse(body: bytes) -> dict[str, ModelInfo]:
-    """The `models` map of a fetchAvailableModels answer; empty when it has none."""
+def served_rows(body: bytes) -> dict[str, dict[str, Any]]:
+    """The rows of a fetchAvailableModels answer for the models clients can be served from;
+    empty when the body is not one."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -39,8 +40,17 @@ def parse(body: bytes) -> dict[str, ModelInfo]:
     entries = document.get("models") if isinstance(document, dict) else None
     if not isinstance(entries, dict):
         return {}
-    return {name: describe(name, entry) for name, entry in entries.items()
+    return {name: entry for name, entry in entries.items()
             if isinstance(entry, dict) and name.startswith(SERVED_PREFIXES) and not entry.get("isInternal")}
+
+
+def parse(body: bytes) -> dict[str, ModelInfo]:
+    """What each served model of a fetchAvailableModels answer is."""
+    return describe_rows(served_rows(body))
+
+
+def describe_rows(rows: dict[str, dict[str, Any]]) -> dict[str, ModelInfo]:
+    return {name: describe(name, entry) for name, entry in rows.items()}
 
 
 def describe(name: str, entry: dict[str, Any] | None = None) -> ModelInfo:
