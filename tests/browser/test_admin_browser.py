@@ -261,6 +261,11 @@ def test_screenshots_of_every_page(daemon: Daemon, open_browser: Any) -> None:
     open_page(driver, daemon, "accounts")
     wait_for_quota(driver, daemon)
     shoot("accounts")
+    submit(driver, one(driver, "form#add-account"))  # the headless sign-in: a URL to open, a field to paste into
+    login_url = wait_for_css(driver, "a#login-url")
+    assert login_url.get_attribute("href").startswith(daemon.fake.auth_url + "?")
+    one(driver, "#redirect-url").send_keys("http://localhost:51121/oauth-callback?state=…&code=…")
+    shoot("accounts-login")
 
     follow_nav("routes")
     save_routes(driver, daemon, json.dumps({"fast": {"strategy": "priority", "targets": [
@@ -290,4 +295,4 @@ def test_screenshots_of_every_page(daemon: Daemon, open_browser: Any) -> None:
     wait_for_css(driver, "code#new-key")
     shoot("keys")  # with the new key shown once (a throwaway daemon's key)
 
-    assert sorted(path.stem for path in SCREENSHOTS.glob("*.png")) == sorted(PAGES)
+    assert sorted(path.stem for path in SCREENSHOTS.glob("*.png")) == sorted([*PAGES, "accounts-login"])
