@@ -120,8 +120,11 @@ class RawClient:
         self.writer.write(data)
 
     def send_request(self, method: str, target: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None) -> None:
-        lines = [f"{method} {target} HTTP/1.1", "host: test"]
-        lines += [f"{name}: {value}" for name, value in headers or []]
+        headers = headers or []
+        # A loopback name, as curl sends it: the management endpoints refuse other Host names
+        # without a password (DNS rebinding).
+        lines = [f"{method} {target} HTTP/1.1", *([] if any(n.lower() == "host" for n, _ in headers) else ["host: 127.0.0.1"])]
+        lines += [f"{name}: {value}" for name, value in headers]
         if body:
             lines.append(f"content-length: {len(body)}")
         self.writer.write("\r\n".join(lines).encode() + b"\r\n\r\n" + body)

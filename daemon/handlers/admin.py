@@ -44,12 +44,6 @@ MONITOR_MAX = 500
 LOG_LINES = 300
 MAX_FORM_FIELDS = 32
 
-NO_PASSWORD = ("The admin page needs a password when the daemon listens beyond loopback. Set AGPROXY_ADMIN_PASSWORD "
-               "(in the daemon's environment or its AGPROXY_ENV_FILE) and restart it or send it SIGHUP; then log in "
-               "as user \"admin\" with that password.")
-LOOPBACK_ONLY = ("Without AGPROXY_ADMIN_PASSWORD the admin page answers only this machine, addressed as localhost, "
-                 "127.0.0.1 or [::1], and never through a reverse proxy. Set AGPROXY_ADMIN_PASSWORD (in the "
-                 "daemon's environment or its AGPROXY_ENV_FILE) to use it from elsewhere.")
 CROSS_ORIGIN = ("Refused: this request did not come from the admin page itself (its Origin or Referer does not "
                 "match the Host it was sent to).")
 BAD_CSRF = ("Refused: the form's CSRF token is missing or wrong (the daemon may have restarted since the page "
@@ -110,12 +104,6 @@ class AdminSite:
         if wait is not None:
             return self.error(request, 429, f"Too many failed logins from your address; try again in {wait} s.",
                               [(b"retry-after", b"%d" % wait)])
-        if app.settings.admin_password is None:
-            if not app.settings.is_loopback:
-                return self.error(request, 403, NO_PASSWORD)
-            if not security.loopback_request(request.header(b"host"), request.peer, request.headers):
-                return self.error(request, 403, LOOPBACK_ONLY)
-            return None
         try:
             require_admin(app, request)
         except ProxyError as error:

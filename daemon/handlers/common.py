@@ -6,17 +6,20 @@ import base64
 import hashlib
 import hmac
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..admin.security import loopback_request
 from ..client_keys import key_name, keys_required, presented_key
 from ..dispatch import runner
 from ..dispatch.translating import Machine, Translating
 from ..errors import ErrorKind, ProxyError
 from ..http_server.request import Request
+from ..http_server.response import Responder
+from ..translate.client_errors import ANTHROPIC_TYPES
 from ..translate.conversation import Conversation
 from ..translate.upstream_request import Translated, build
 from ..upstream import models
@@ -41,15 +44,26 @@ BASIC_CHALLENGE = (b"www-authenticate", b'Basic realm="antigravity-proxy"')
 NO_STORE = (b"cache-control", b"no-store")
 
 
+NO_PASSWORD = ("The admin page and the management endpoints need a password when the daemon listens beyond "
+               "loopback. Set AGPROXY_ADMIN_PASSWORD (in the daemon's environment or its AGPROXY_ENV_FILE) and "
+               "restart it or send it SIGHUP; then log in as user \"admin\" with that password.")
+LOOPBACK_ONLY = ("Without AGPROXY_ADMIN_PASSWORD the admin page and the management endpoints answer only this "
+                 "machine, addressed as localhost, 127.0.0.1 or [::1], and never through a reverse proxy. Set "
+                 "AGPROXY_ADMIN_PASSWORD (in the daemon's environment or its AGPROXY_ENV_FILE) to use them from "
+                 "elsewhere.")
+
+
 def require_admin(app: App, request: Request) -> None:
-    """Management endpoints (/quota, /usage, the admin page): basic auth with
-    AGPROXY_ADMIN_PASSWORD when it is set; without one, loopback only."""
+    """Management endpoints (/quota, /usage, /metrics, the admin page): basic auth with
+    AGPROXY_ADMIN_PASSWORD when it is set; without one, only requests from this machine to
+    a loopback name (no DNS-rebound Host, nothing relayed by a reverse proxy)."""
     password = app.settings.admin_password
     if password is None:
-        if app.settings.is_loopback:
-            return
-        raise ProxyError(ErrorKind.PERMISSION, "management endpoints need AGPROXY_ADMIN_PASSWORD when the daemon "
-                         "listens beyond loopback")
+        if not app.settings.is_loopback:
+            raise ProxyError(ErrorKind.PERMISSION, NO_PASSWORD)
+        if not loopback_request(request.header(b"host"), request.peer, request.headers):
+            raise ProxyError(ErrorKind.PERMISSION, LOOPBACK_ONLY)
+        return
     header = request.header(b"authorization") or b""
     scheme, _, encoded = header.partition(b" ")
     try:
@@ -61,11 +75,22 @@ def require_admin(app: App, request: Request) -> None:
         raise ProxyError(ErrorKind.AUTH, "admin credentials required (basic auth, user admin)")
 
 
-def admin_refusal(app: App, request: Request, error: ProxyError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """A management endpoint's answer to a caller `require_admin` refused (a 401 asks for basic auth)."""
-    content_type, body = app.render_error(request.path, error.status, error.message)
-    headers = [(b"content-type", content_type), NO_STORE, *([BASIC_CHALLENGE] if error.status == 401 else [])]
-    return error.status, headers, body
+Handler = Callable[[Request, Responder], Awaitable[None]]
+
+
+def management(app: App, handler: Handler) -> Handler:
+    """A management endpoint (/quota, /usage, /metrics): `handler` runs once require_admin
+    lets the caller in; a refusal, or a ProxyError the handler raises, is a JSON error."""
+
+    async def guarded(request: Request, response: Responder) -> None:
+        try:
+            require_admin(app, request)
+            await handler(request, response)
+        except ProxyError as error:
+            body = {"error": {"type": ANTHROPIC_TYPES[error.kind], "message": error.message, "code": error.status}}
+            response.respond_json(error.status, body, [NO_STORE, *([BASIC_CHALLENGE] if error.status == 401 else [])])
+
+    return guarded
 
 
 def json_body(request: Request, *, model_required: bool = True) -> dict[str, Any]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ProxyError
 from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..metrics import CONTENT_TYPE
-from .common import NO_STORE, admin_refusal, require_admin
+from .common import NO_STORE, management
 
 if TYPE_CHECKING:
     from ..app import App
@@ -18,12 +17,7 @@ if TYPE_CHECKING:
 
 def register(router: Router, app: App) -> None:
     async def metrics(request: Request, response: Responder) -> None:
-        try:
-            require_admin(app, request)
-        except ProxyError as error:
-            response.respond(*admin_refusal(app, request, error))
-            return
         text = app.metrics.render(app.accounts.all(), app.pool.state.loads)
         response.respond(200, [(b"content-type", CONTENT_TYPE), NO_STORE], text.encode())
 
-    router.add("GET", "/metrics", metrics)
+    router.add("GET", "/metrics", management(app, metrics))

@@ -22,8 +22,7 @@ from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..pool.quota_view import quota_json, quota_table
-from ..translate.client_errors import ANTHROPIC_TYPES
-from .common import ADMIN_USER, BASIC_CHALLENGE, NO_STORE, require_admin
+from .common import ADMIN_USER, NO_STORE, management
 
 if TYPE_CHECKING:
     from ..app import App
@@ -35,17 +34,9 @@ FORMATS = ("json", "table")
 
 def register(router: Router, app: App) -> None:
     async def quota(request: Request, response: Responder) -> None:
-        try:
-            require_admin(app, request)
-            wanted = parse_qs(request.query).get("format", ["json"])[-1]
-            if wanted not in FORMATS:
-                raise ProxyError(ErrorKind.INVALID_REQUEST, f"format must be one of {', '.join(FORMATS)}",
-                                 param="format")
-        except ProxyError as error:
-            headers = [NO_STORE, *([BASIC_CHALLENGE] if error.kind is ErrorKind.AUTH else [])]
-            response.respond_json(error.status, {"error": {"type": ANTHROPIC_TYPES[error.kind],
-                                                           "message": error.message}}, headers)
-            return
+        wanted = parse_qs(request.query).get("format", ["json"])[-1]
+        if wanted not in FORMATS:
+            raise ProxyError(ErrorKind.INVALID_REQUEST, f"format must be one of {', '.join(FORMATS)}", param="format")
         now = time.time()
         rows = [(account, app.pool.state.loads.get(account.id)) for account in app.accounts.all()]
         if wanted == "table":
@@ -53,7 +44,7 @@ def register(router: Router, app: App) -> None:
         else:
             response.respond_json(200, quota_json(rows, now), [NO_STORE])
 
-    router.add("GET", "/quota", quota)
+    router.add("GET", "/quota", management(app, quota))
 
 
 # --- `antigravity-proxy quota` ---------------------------------------------------------

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..errors import ProxyError
 from ..http_server.request import Request
 from ..http_server.response import Responder
 from ..http_server.router import Router
-from .common import NO_STORE, admin_refusal, require_admin
+from .common import NO_STORE, management
 
 if TYPE_CHECKING:
     from ..app import App
@@ -17,13 +16,8 @@ if TYPE_CHECKING:
 
 def register(router: Router, app: App) -> None:
     async def usage(request: Request, response: Responder) -> None:
-        try:
-            require_admin(app, request)
-        except ProxyError as error:
-            response.respond(*admin_refusal(app, request, error))
-            return
         book = app.usage
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(book.since))
         response.respond_json(200, {"since": since, **book.snapshot()}, [NO_STORE])
 
-    router.add("GET", "/usage", usage)
+    router.add("GET", "/usage", management(app, usage))

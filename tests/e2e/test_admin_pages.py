@@ -224,8 +224,13 @@ async def test_without_a_password_beyond_loopback_it_is_refused_with_how_to_set_
 async def test_without_a_password_only_loopback_names_and_direct_clients_are_served(
         upstream_settings: Settings, host: str | None, headers: list[tuple[str, str]]) -> None:
     async with running_daemon(upstream_settings) as (listener, _app, _routes):
-        reply = await Admin(listener).get("/admin/accounts", host=host, headers=headers)
-    assert reply.status == 403 and b"AGPROXY_ADMIN_PASSWORD" in reply.body
+        admin = Admin(listener)
+        replies = [await admin.get(path, host=host, headers=headers)
+                   for path in ("/admin/accounts", "/quota", "/usage", "/metrics")]  # one rule for all of them
+        direct = await admin.get("/quota")
+    for reply in replies:
+        assert reply.status == 403 and b"AGPROXY_ADMIN_PASSWORD" in reply.body, reply
+    assert direct.status == 200
 
 
 # --- CSRF and origin ----------------------------------------------------------------------------------
