@@ -167,16 +167,23 @@ def translated_generations(app: App, request: Request, accepted: Accepted, conve
                            machine: Callable[[Translated], Machine], wire: runner.Wire,
                            render: Callable[[ProxyError, str], tuple[int, runner.Headers, bytes]]) -> list[runner.Generation]:
     """A translated protocol's generation per target: upstream events through a new machine
-    onto the protocol's wire. Raises ProxyError when a target's model cannot take the request."""
-    generations = []
+    onto the protocol's wire. A target whose model cannot take the request (say, a prefill
+    for Claude) is left out; the ProxyError of the first one is raised when none can."""
+    generations, refusals = [], []
     for target in accepted.targets:
-        translated = translate(app, conversation, target.model, session)
+        try:
+            translated = translate(app, conversation, target.model, session)
+        except ProxyError as error:
+            refusals.append(error)
+            continue
         generations.append(runner.Generation(
             model=translated.model, request=translated.request, stream=translated.stream,
             reader=Translating(machine(translated), translated.stop_sequences), wire=wire,
             render_error=lambda error: render(error, request.request_id),
             session=session, pinned=pinned_account(request), accounts=target.accounts, client=accepted.client,
         ))
+    if not generations:
+        raise refusals[0]
     return generations
 
 

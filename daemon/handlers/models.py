@@ -12,7 +12,7 @@ from ..http_server.response import Responder
 from ..http_server.router import Router
 from ..translate import client_errors
 from ..upstream.catalog import ModelInfo
-from .common import authenticate, resolve_model
+from .common import authenticate, targets
 
 if TYPE_CHECKING:
     from ..app import App
@@ -70,7 +70,7 @@ async def openai_model(app: App, request: Request, response: Responder) -> None:
     name = request.params["model"]
     try:
         authenticate(app, request)
-        await resolve_model(app, name)
+        await targets(app, name)  # a route's name is a model here too, as in the list
     except ProxyError as error:
         response.respond(*client_errors.openai(error, request.request_id))
         return

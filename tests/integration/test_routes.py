@@ -79,13 +79,49 @@ async def test_the_next_target_serves_when_the_first_cannot(upstream_settings, f
     assert "fast" in listed
 
 
-async def models(listener) -> dict:  # type: ignore[no-untyped-def]
+async def models(listener, path: str = "/v1/models") -> dict:  # type: ignore[no-untyped-def]
     client = await RawClient.connect(listener.address)
     try:
-        client.send_request("GET", "/v1/models")
+        client.send_request("GET", path)
         return orjson.loads((await client.read_reply()).body)
     finally:
         client.close()
+
+
+async def test_a_route_is_a_model_for_the_openai_models_endpoints(upstream_settings):
+    async with running_daemon(write_routes(upstream_settings, FAST)) as (listener, _app, _routes):
+        listed = [m["id"] for m in (await models(listener))["data"]]
+        one = await models(listener, "/v1/models/fast")
+        missing = await models(listener, "/v1/models/slow")
+    assert "fast" in listed and one["id"] == "fast" and one["object"] == "model"
+    assert missing["error"]["code"] == "model_not_found" and "slow" in missing["error"]["message"]
+
+
+PREFILLED = {"role": "assistant", "content": "Sure, here it is:"}  # a prefill: Claude refuses it, Gemini takes it
+
+
+async def prefilled_chat(listener, model: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    client = await RawClient.connect(listener.address)
+    try:
+        client.send_request("POST", "/v1/chat/completions", orjson.dumps(
+            {"model": model, "messages": [{"role": "user", "content": "a poem"}, PREFILLED]}),
+            [("content-type", "application/json")])
+        reply = await client.read_reply()
+    finally:
+        client.close()
+    return reply.status, orjson.loads(reply.body)
+
+
+async def test_a_target_that_cannot_take_the_request_gives_way_to_the_next(upstream_settings, fake):
+    routes = {"mixed": {"targets": [{"model": "claude-sonnet-4-6"}, {"model": "gemini-3-flash"}]},
+              "claude": {"targets": [{"model": "claude-sonnet-4-6"}]}}
+    fake.script(s.stream_reply(s.text("from gemini")))
+    async with running_daemon(write_routes(upstream_settings, routes)) as (listener, _app, _routes):
+        served_status, served = await prefilled_chat(listener, "mixed")
+        refused_status, refused = await prefilled_chat(listener, "claude")
+    assert served_status == 200 and served["choices"][0]["message"]["content"] == "from gemini"
+    assert [r.json["model"] for r in fake.generation_requests] == ["gemini-3-flash"]
+    assert refused_status == 400 and "prefill" in refused["error"]["message"]  # no target could: the first's reason
 
 
 async def test_a_target_limited_to_unknown_accounts_falls_through(upstream_settings, fake):
