@@ -12,7 +12,7 @@ from ..errors import ErrorKind, ProxyError
 from ..translate.stops import StopSequences
 from ..upstream.decode import StreamDecoder
 from ..upstream.events import Usage
-from ..upstream.failures import classify
+from ..upstream.failures import classify_in_answer
 from .outcomes import client_error
 
 Event = dict[str, Any]
@@ -77,8 +77,7 @@ def parse_document(data: bytes) -> dict[str, Any]:
     if isinstance(document, list) and document:  # an error array can arrive on a 200 stream
         document = document[0]
     if isinstance(document, dict) and "error" in document and "response" not in document:
-        failure = classify(int((document.get("error") or {}).get("code") or 500), orjson.dumps(document))
-        raise client_error(failure)
+        raise client_error(classify_in_answer(document["error"]))
     if not isinstance(document, dict):
         raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not an object")
     return document

@@ -42,7 +42,22 @@ _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs"
 
 
 def classify(status: int, body: bytes) -> UpstreamFailure:
-    error = _error_object(body)
+    """An error reply: its HTTP status and body."""
+    return classify_error(status, _error_object(body))
+
+
+def classify_in_answer(error: object) -> UpstreamFailure:
+    """The `error` member of a document inside a 200 answer (a stream event or a unary body):
+    its `code` stands for the HTTP status; an error of another shape is a server error."""
+    if not isinstance(error, dict):
+        error = {"message": str(error)[:500]} if error else {}
+    code = error.get("code")
+    status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 500
+    return classify_error(status, error)
+
+
+def classify_error(status: int, error: dict[str, Any]) -> UpstreamFailure:
+    """A Google RPC error object (`{"code", "message", "status", "details"}`) with its status."""
     message = str(error.get("message") or f"HTTP {status}")
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
     info = next((d for d in details if str(d.get("@type", "")).endswith("google.rpc.ErrorInfo")), {})

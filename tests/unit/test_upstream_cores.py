@@ -10,7 +10,9 @@ import pytest
 
 from daemon.accounts.model import AccountState, state_for_failure
 from daemon.upstream import discovery, oauth
-from daemon.upstream.failures import FailureKind, classify, parse_duration
+from daemon.dispatch.translating import parse_document
+from daemon.errors import ErrorKind, ProxyError
+from daemon.upstream.failures import FailureKind, classify, classify_in_answer, parse_duration
 
 pytestmark = pytest.mark.unit
 
@@ -49,6 +51,31 @@ def test_verification_required_keeps_its_link_and_marks_the_account() -> None:
     assert failure.kind is FailureKind.VERIFICATION_REQUIRED
     assert failure.verify_url == "https://accounts.google.com/signin/continue?x=1"
     assert state_for_failure(failure) is AccountState.VERIFICATION_REQUIRED
+
+
+@pytest.mark.parametrize(("error", "kind", "status"), [
+    ({"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}, FailureKind.RATE_LIMITED, 429),
+    ({"code": 503, "message": "busy"}, FailureKind.SERVER_ERROR, 503),
+    ({"code": "UNAVAILABLE", "message": "busy"}, FailureKind.SERVER_ERROR, 500),  # a code that is not a status
+    ({"code": True}, FailureKind.SERVER_ERROR, 500),
+    ("the backend went away", FailureKind.SERVER_ERROR, 500),  # not an object at all
+    (None, FailureKind.SERVER_ERROR, 500),
+])
+def test_an_error_inside_an_answer_is_classified_whatever_its_shape(error, kind, status) -> None:
+    failure = classify_in_answer(error)
+    assert (failure.kind, failure.status) == (kind, status)
+    if isinstance(error, str):
+        assert failure.message == error
+
+
+@pytest.mark.parametrize("document", [
+    b'{"error": "the backend went away"}', b'{"error": {"code": "UNAVAILABLE"}}', b'[{"error": {"code": 429}}]',
+    b'{"error": null}', b'{"error": []}',
+])
+def test_an_error_document_on_a_200_answer_is_a_client_error_never_a_crash(document: bytes) -> None:
+    with pytest.raises(ProxyError) as raised:
+        parse_document(document)
+    assert raised.value.kind in (ErrorKind.UPSTREAM, ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE, ErrorKind.OVERLOADED)
 
 
 def test_only_account_level_403s_change_the_account() -> None:
