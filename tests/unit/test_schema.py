@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from daemon.translate import schema as schema_module
 from daemon.translate.schema import PLACEHOLDER_PROPERTY, sanitize_function_name, sanitize_schema
 
 pytestmark = pytest.mark.unit
@@ -525,3 +526,21 @@ def test_function_names_are_made_unique_without_touching_taken() -> None:
 def test_function_names_always_follow_the_rule(name: str, taken: set[str]) -> None:
     out = sanitize_function_name(name, taken)
     assert NAME_RULE.fullmatch(out) and out not in taken
+
+
+# --- the cache ------------------------------------------------------------------------------------
+
+
+def test_a_cached_result_is_a_fresh_object_equal_to_a_fresh_walk() -> None:
+    tool = {"type": "object", "properties": {"path": {"type": "string", "format": "uri"}}, "required": ["path"]}
+    first = sanitize_schema(tool, for_claude=True)
+    first["properties"]["path"]["description"] = "changed by a caller"
+    second = sanitize_schema(copy.deepcopy(tool), for_claude=True)
+    assert second == schema_module._sanitize(tool, True) and second is not first
+    assert second["properties"]["path"]["description"] != "changed by a caller"
+    assert sanitize_schema(tool, for_claude=False) == schema_module._sanitize(tool, False)  # keyed by family too
+
+
+def test_a_schema_that_is_not_plain_json_is_sanitised_without_the_cache() -> None:
+    huge = {"type": "integer", "maximum": 2**70}  # beyond what orjson encodes
+    assert sanitize_schema(huge, for_claude=False)["type"] == "integer"
