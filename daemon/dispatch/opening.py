@@ -26,8 +26,7 @@ from ..pool.selection import NoAccount
 from ..pool.state import quota_family
 from ..redact import mask_email
 from ..upstream import endpoints, models
-from ..upstream.failures import FailureKind, UpstreamFailure, classify
-from .outcomes import client_error
+from ..upstream.failures import FailureKind, UpstreamFailure, classify, client_error
 
 if TYPE_CHECKING:
     from ..app import App

@@ -28,7 +28,6 @@ from ..sse import SSEDecoder, SSEError
 from ..upstream import models
 from ..upstream.events import Usage
 from .opening import open_upstream
-from .translating import parse_document
 
 if TYPE_CHECKING:
     from ..app import App
@@ -52,7 +51,8 @@ class Reader(Protocol):
         """The answer's token counts so far (the upstream's are cumulative)."""
 
     def step(self, documents: Iterable[bytes]) -> tuple[list[Any], bool]:
-        """The client events, and whether any carried content (commits the response)."""
+        """The client events, and whether any carried content (commits the response);
+        raises ProxyError for an error document (upstream.failures.error_in_answer)."""
 
     def end(self) -> list[Any]:
         """The upstream body ended; raises ProxyError when that is not a real finish."""
@@ -183,29 +183,19 @@ async def _pump(app: App, generation: Generation, response: UpstreamResponse):  
     reader = generation.reader
     try:
         if generation.unary:
-            events, _ = reader.step([checked_document(await response.read(_MAX_UNARY_BODY))])
+            events, _ = reader.step([await response.read(_MAX_UNARY_BODY)])
         else:
             sse = SSEDecoder(app.settings.sse_max_event_bytes)
             async for chunk in response:
-                yield reader.step(checked_document(event.data) for event in sse.feed(chunk))
+                yield reader.step(event.data for event in sse.feed(chunk))
                 if reader.done:
                     return  # a stop sequence matched: the rest of the upstream answer is not wanted
-            events, _ = reader.step(checked_document(event.data) for event in sse.finish())
+            events, _ = reader.step(event.data for event in sse.finish())
         yield events + reader.end(), True
     except HTTPClientError as exc:
         raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream broke: {exc}") from None
     except SSEError as exc:
         raise ProxyError(ErrorKind.UPSTREAM, f"the upstream stream is malformed: {exc}") from None
-
-
-_ERROR_STARTS = (b"[", b'{"error"', b"{\n", b"\n", b" ")  # compact or pretty, alone or in an array
-
-
-def checked_document(document: bytes) -> bytes:
-    """An error object can arrive on a 200 stream: raise it. Only documents that may be one are parsed."""
-    if document.startswith(_ERROR_STARTS):
-        parse_document(document)
-    return document
 
 
 async def _aggregate(app: App, generation: Generation, response: UpstreamResponse, responder: Responder) -> bool:

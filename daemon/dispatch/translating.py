@@ -12,8 +12,7 @@ from ..errors import ErrorKind, ProxyError
 from ..translate.stops import StopSequences
 from ..upstream.decode import StreamDecoder
 from ..upstream.events import Usage
-from ..upstream.failures import classify_in_answer
-from .outcomes import client_error
+from ..upstream.failures import error_in_answer
 
 Event = dict[str, Any]
 
@@ -74,10 +73,9 @@ def parse_document(data: bytes) -> dict[str, Any]:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not JSON") from None
-    if isinstance(document, list) and document:  # an error array can arrive on a 200 stream
-        document = document[0]
-    if isinstance(document, dict) and "error" in document and "response" not in document:
-        raise client_error(classify_in_answer(document["error"]))
+    error = error_in_answer(document)  # an error can arrive on a 200 answer
+    if error is not None:
+        raise error
     if not isinstance(document, dict):
         raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not an object")
     return document

@@ -18,6 +18,7 @@ import orjson
 from ..errors import ErrorKind, ProxyError
 from ..upstream.decode import VERSION_REJECTED, StreamDecoder, usage_of
 from ..upstream.events import Usage
+from ..upstream.failures import error_in_answer
 from .client_errors import gemini_error
 
 Response = dict[str, Any]
@@ -46,6 +47,9 @@ def _reencoded(document: bytes) -> bytes:
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError:
         raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not JSON") from None
+    error = error_in_answer(parsed)  # an error can arrive on a 200 answer (never on the fast path)
+    if error is not None:
+        raise error
     inner = parsed.get("response", parsed) if isinstance(parsed, dict) else parsed
     if not isinstance(inner, dict):
         raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not an object")

@@ -1,4 +1,5 @@
-"""Classify upstream error replies into the few kinds the daemon acts on (pure).
+"""Classify upstream error replies into the few kinds the daemon acts on, and say what each
+means for the client (pure).
 
 The catalogue is the upstream doc §7: Google RPC error bodies, sometimes wrapped in a
 JSON array, with ErrorInfo / RetryInfo / Help details.
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from ..errors import ErrorKind, ProxyError
 
 
 class FailureKind(enum.StrEnum):
@@ -81,6 +84,47 @@ def classify_error(status: int, error: dict[str, Any]) -> UpstreamFailure:
         kind = FailureKind.INVALID_REQUEST
     verify_url = _verify_url(details, metadata, message) if kind is FailureKind.VERIFICATION_REQUIRED else ""
     return UpstreamFailure(kind, status, message, reason, retry_after, verify_url)
+
+
+def error_in_answer(document: object) -> ProxyError | None:
+    """The client error that an upstream document inside a 200 answer stands for: an error
+    object, alone or first in an array (a stream event or a unary body); None for an answer."""
+    if isinstance(document, list) and document:
+        document = document[0]
+    if isinstance(document, dict) and "error" in document and "response" not in document:
+        return client_error(classify_in_answer(document["error"]))
+    return None
+
+
+# --- what a failure means for the client -------------------------------------------------------
+
+
+def client_error(failure: UpstreamFailure) -> ProxyError:
+    kind = failure.kind
+    if kind is FailureKind.INVALID_REQUEST:
+        return ProxyError(ErrorKind.INVALID_REQUEST, _inner_message(failure.message))
+    if kind in (FailureKind.QUOTA_EXHAUSTED, FailureKind.RATE_LIMITED):
+        return ProxyError(ErrorKind.RATE_LIMITED, f"upstream rate limit: {failure.message}", retry_after=failure.retry_after)
+    if kind is FailureKind.CAPACITY:
+        return ProxyError(ErrorKind.OVERLOADED, f"upstream capacity: {failure.message}", retry_after=failure.retry_after)
+    if kind is FailureKind.NOT_FOUND:
+        return ProxyError(ErrorKind.NOT_FOUND, f"upstream: {failure.message}")
+    if kind in (FailureKind.VERIFICATION_REQUIRED, FailureKind.FORBIDDEN):
+        return ProxyError(ErrorKind.UNAVAILABLE, f"no account can serve: {failure.message}")
+    return ProxyError(ErrorKind.UPSTREAM, f"upstream error {failure.status}: {failure.message}")
+
+
+def _inner_message(message: str) -> str:
+    """Claude errors arrive as Anthropic JSON stringified inside the Google message (upstream doc §7.2)."""
+    if message.startswith("{"):
+        try:
+            inner = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return message
+        error = inner.get("error") if isinstance(inner, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+    return message
 
 
 def parse_duration(text: str) -> float | None:

@@ -28,7 +28,6 @@ PURE_MODULES = [
     "upstream/catalog.py",
     "upstream/models.py",
     "dispatch/translating.py",
-    "dispatch/outcomes.py",
     "dispatch/recent_responses.py",
     "pool/state.py",
     "pool/selection.py",
