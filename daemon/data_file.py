@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import logging
 import os
 import sys
@@ -39,7 +40,6 @@ class DataFile(Generic[T]):
         self.directory = directory
         self.path = directory / name
         self.lock_path = directory / (name + ".lock")
-        self._temp_prefix = f".{name}.tmp-"
         self._parse, self._render, self._empty, self._hint = parse, render, empty, unusable_hint
 
     def read(self) -> T:
@@ -82,10 +82,7 @@ class DataFile(Generic[T]):
 
     def write_unlocked(self, body: bytes) -> None:
         """Atomically replace the file; the caller holds `locked()`."""
-        for stale in self.directory.glob(self._temp_prefix + "*"):  # a writer killed mid-write; we hold the lock
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-        write_atomically(self.path, body, temp_prefix=self._temp_prefix, durable=True)
+        replace_file(self.path, body, durable=True)
 
 
 class FileView(Generic[T]):
@@ -117,11 +114,18 @@ class FileView(Generic[T]):
         raise NotImplementedError
 
 
-def write_atomically(path: Path, body: bytes, *, temp_prefix: str, durable: bool) -> None:
+def replace_file(path: Path, body: bytes, *, durable: bool) -> None:
     """Replace `path` with `body` through a 0600 temp file in the same directory and a rename:
     readers see the old file or the new one, never a mix. `durable` also fsyncs the file and
-    the directory, so the new content survives a power loss too."""
-    fd, temp = tempfile.mkstemp(prefix=temp_prefix, dir=path.parent)
+    the directory, so the new content survives a power loss too. The directory must exist.
+
+    Temp files of `path` left by a writer killed mid-write are removed first. A concurrent
+    writer's temp file would go too (its write then fails), so writers hold the file's lock or
+    accept that."""
+    prefix = f".{path.name}.tmp-"
+    for stale in path.parent.glob(glob.escape(prefix) + "*"):
+        stale.unlink(missing_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(body)

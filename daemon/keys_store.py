@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from . import text_table
 from .data_file import DataFile, FileView, StoreError
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ SCHEMA = "antigravity-proxy/keys"
 VERSION = 1
 KEY_PREFIX = "agp-"
 _KEY_BYTES = 30  # token_urlsafe(30) is exactly 40 characters: 240 random bits
-_TEMP_PREFIX = ".keys.json.tmp-"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -243,9 +243,7 @@ def _list(keys: list[ManagedKey], env_names: list[str], *, as_json: bool) -> int
         columns = ("name", "created", "fingerprint", "ends_with")
         table = [[c.upper().replace("_", " ") for c in columns]]
         table += [[row[c] if c != "ends_with" else (f"...{row[c]}" if row[c] else "-") for c in columns] for row in rows]
-        widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-        for line in table:
-            print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        print(text_table.render(table), end="")
     if env_names:
         print(f"also accepted: {len(env_names)} keys from AGPROXY_API_KEYS ({', '.join(env_names)})")
     return 0

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from .data_file import ensure_private_directory, write_atomically
+from .data_file import ensure_private_directory, replace_file
 from .upstream.events import Usage
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ VERSION = 1
 NONE = "(none)"  # the key name of requests served without client keys; the account of requests no account took
 OTHER = "(other)"  # models beyond MAX_MODELS in one entry
 MAX_MODELS = 200  # distinct model names kept per key/account, so the book stays bounded
-_TEMP_PREFIX = ".usage.json.tmp-"
 
 FIELDS = ("requests", "errors", "input_tokens", "output_tokens", "thinking_tokens", "cached_tokens")
 _REQUESTS, _ERRORS, _INPUT, _OUTPUT, _THINKING, _CACHED = range(len(FIELDS))
@@ -128,9 +127,7 @@ class UsageBook:
             return False
         body = orjson.dumps({"schema": SCHEMA, "version": VERSION, "since": self.since, **self.snapshot()})
         ensure_private_directory(self.directory)
-        for stale in self.directory.glob(_TEMP_PREFIX + "*"):  # left by a daemon killed mid-flush
-            stale.unlink(missing_ok=True)
-        write_atomically(self.path, body, temp_prefix=_TEMP_PREFIX, durable=durable)
+        replace_file(self.path, body, durable=durable)  # also removes temps of a daemon killed mid-flush
         self._dirty = False
         return True
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from .. import text_table
 from ..config import Settings
 from ..http_client.dial import ProxyConfig
 from ..http_client.errors import HTTPClientError
@@ -25,7 +26,7 @@ from ..redact import mask_email
 from ..upstream.calls import UpstreamCallError, UpstreamCalls
 from .doctor import diagnose
 from .login import Added, Login, LoginError, new_account_id
-from .model import Account, AccountState, find, render_document
+from .model import Account, AccountState, find, render_document, switch_changes, without
 from .registry import AccountRegistry
 from .store import AccountStore, StoreError
 from .tokens import AccountUnavailable, TokenManager, with_access_token
@@ -179,14 +180,13 @@ def _offline(args: argparse.Namespace, store: AccountStore) -> int:
         return _import(store, args.file)
     target = _one(store.read(), args.account)
     if args.action == "remove":
-        store.update(lambda accounts: [a for a in accounts if a.id != target.id])
+        store.update(lambda accounts: without(accounts, target.id))
         print(f"removed {target.email} (id {target.id})")
         return 0
-    if args.action == "enable" and target.state is AccountState.NEEDS_LOGIN:
+    changes = switch_changes(target, enable=args.action == "enable")
+    if changes is None:
         raise LoginError(f"{target.email} needs a new login: run `antigravity-proxy accounts add`")
-    state = AccountState.DISABLED if args.action == "disable" else AccountState.ACTIVE
-    changes: dict[str, Any] = {"state": state, "reason": "" if state is AccountState.ACTIVE else "disabled by the user",
-                               "verify_url": "", "updated_at": time.time()}
+    changes["updated_at"] = time.time()
     store.update(lambda accounts: [a.with_changes(**changes) if a.id == target.id else a for a in accounts])
     print(f"{args.action}d {target.email} (id {target.id})")
     return 0
@@ -219,9 +219,7 @@ def _list(accounts: list[Account], *, mask: bool, as_json: bool) -> int:
         return 0
     columns = ("id", "email", "state", "project", "tier", "last_error", "next_retry")
     table = [[c.upper().replace("_", " ") for c in columns]] + [[row[c] or "-" for c in columns] for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    print(text_table.render(table), end="")
     for row in rows:
         if row["verify_url"]:
             print(f"\n{row['id']}: verify the account at {row['verify_url']}")

@@ -142,6 +142,21 @@ def find(accounts: list[Account], key: str) -> Account | None:
     return None
 
 
+def switch_changes(account: Account, *, enable: bool) -> dict[str, Any] | None:
+    """The changes that enable or disable `account` (for `with_changes`); None when enabling
+    cannot help: a revoked refresh token needs a new login, which each caller words its own way."""
+    if not enable:
+        return {"state": AccountState.DISABLED, "reason": "disabled by the user", "verify_url": ""}
+    if account.state is AccountState.NEEDS_LOGIN:
+        return None
+    return {"state": AccountState.ACTIVE, "reason": "", "verify_url": ""}
+
+
+def without(accounts: list[Account], account_id: str) -> list[Account]:
+    """`accounts` less the one with `account_id`: what removing an account writes."""
+    return [a for a in accounts if a.id != account_id]
+
+
 def counts_by_state(accounts: list[Account]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for account in accounts:

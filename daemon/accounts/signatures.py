@@ -12,17 +12,17 @@ from memory when it grows past twice the capacity; a torn last line is ignored.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import orjson
+
+from ..data_file import ensure_private_directory, replace_file
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class SignatureStore:
 
     def _open(self) -> None:
         assert self._path is not None
-        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_private_directory(self._path.parent)
         fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # thinking text is private
         self._file = os.fdopen(fd, "ab")
 
@@ -111,15 +111,10 @@ class SignatureStore:
         self.close()
         body = b"".join(orjson.dumps({"f": r.family, "s": r.signature, "t": tool_id, "k": r.thinking}) + b"\n"
                         for tool_id, r in self._by_tool.items())
-        fd, temp = tempfile.mkstemp(prefix=".signatures.", dir=self._path.parent)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body)
-            os.replace(temp, self._path)
+            replace_file(self._path, body, durable=False)  # like the appends: a power cut may lose the latest
         except OSError as exc:
             log.warning("could not compact %s: %s", self._path, exc.strerror)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
         self._lines = len(self._by_tool)
         self._open()
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import orjson
 
 from .. import routes
-from ..accounts.model import Account, AccountState
-from ..data_file import ensure_private_directory, write_atomically
+from ..accounts.model import Account, switch_changes, without
+from ..data_file import ensure_private_directory, replace_file
 from ..keys_store import ManagedKey
 from ..redact import mask_email
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACCOUNT_ACTIONS = ("disable", "enable", "relogin", "remove")
-_ROUTES_TEMP_PREFIX = ".routes.json.tmp-"
 
 
 class ActionError(Exception):
@@ -44,19 +43,16 @@ async def change_account(app: App, account_id: str, action: str) -> str:
     target = account(app, account_id)
     masked = mask_email(target.email)
     if action == "remove":
-        await asyncio.to_thread(app.accounts.store.update, lambda accounts: [a for a in accounts if a.id != target.id])
+        await asyncio.to_thread(app.accounts.store.update, lambda accounts: without(accounts, target.id))
         app.accounts.reload_if_changed()
         log.info("admin page: account %s removed", target.id)
         return f"Removed {masked}."
-    if action == "enable" and target.state is AccountState.NEEDS_LOGIN:
-        raise ActionError(f"{masked} needs a new login: use Re-login")
-    if action == "enable":
-        await app.accounts.update(target.id, state=AccountState.ACTIVE, reason="", verify_url="")
-    elif action == "disable":
-        await app.accounts.update(target.id, state=AccountState.DISABLED, reason="disabled by the user",
-                                  verify_url="")
-    else:
+    if action not in ("enable", "disable"):
         raise ActionError(f"unknown action {action!r}")
+    changes = switch_changes(target, enable=action == "enable")
+    if changes is None:
+        raise ActionError(f"{masked} needs a new login: use Re-login")
+    await app.accounts.update(target.id, **changes)
     log.info("admin page: account %s %sd", target.id, action)
     return f"{action.capitalize()}d {masked}."
 
@@ -112,4 +108,4 @@ async def save_routes(app: App, text: str, path: Path) -> routes.Routes:
 def _write_routes(path: Path, body: bytes, data_dir: Path) -> None:
     if path.parent == data_dir:
         ensure_private_directory(data_dir)
-    write_atomically(path, body, temp_prefix=_ROUTES_TEMP_PREFIX, durable=True)
+    replace_file(path, body, durable=True)

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from .. import text_table
 from ..accounts.model import Account
 from ..redact import mask_email
 from .state import FAMILIES, AccountLoad
@@ -22,7 +23,6 @@ BAR_WIDTH = 10
 FULL, EMPTY = "#", "-"
 UNKNOWN = "-"
 NO_DATA = "no data"
-GAP = "  "  # between columns
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -104,6 +104,4 @@ def quota_table(rows: Iterable[Row], now: float) -> str:
     for account, load in rows:
         lines.append([mask_email(account.email), account.state.value,
                       *(_cell(load, family, now) for family in FAMILIES)])
-    widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]))]
-    text = [GAP.join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
-    return "\n".join(text) + "\n"
+    return text_table.render(lines)
