@@ -39,11 +39,12 @@ HEARTBEAT = b"\r\n"
 def unwrap(document: bytes) -> bytes:
     """The inner GenerateContentResponse of one upstream event, a unary body or a bare response."""
     cut = _wrapper_cut(document, b"")
-    return document[12:cut] if cut is not None else _reencoded(document)
+    return document[12:cut] if cut is not None else orjson.dumps(_parsed_response(document))
 
 
-def _reencoded(document: bytes) -> bytes:
-    try:  # anything else: a bare response, another key order, pretty-printed (unary bodies are)
+def _parsed_response(document: bytes) -> Response:
+    """The slow path: a bare response, another key order, pretty-printed (unary bodies are), an error."""
+    try:
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError:
         raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not JSON") from None
@@ -53,7 +54,7 @@ def _reencoded(document: bytes) -> bytes:
     inner = parsed.get("response", parsed) if isinstance(parsed, dict) else parsed
     if not isinstance(inner, dict):
         raise ProxyError(ErrorKind.UPSTREAM, "the upstream sent an event that is not an object")
-    return orjson.dumps(inner)
+    return inner
 
 
 def _wrapper_cut(document: bytes, known_tail: bytes) -> int | None:
@@ -107,14 +108,19 @@ class GeminiPassthrough:
         self._held: bytes | None = None
         self._content = False
         self._tail = b""  # the wrapper tail of the last event, proven once: it repeats on a stream
-        self._final = b""  # the finish chunk (with what was folded into it): it carries the total usage
+        self.usage: Usage | None = None  # the total, from the finish chunk and what was folded into it
 
     def step(self, documents: Iterable[bytes]) -> tuple[list[bytes], bool]:
         out: list[bytes] = []
         meaningful = False
         for document in documents:
             cut = _wrapper_cut(document, self._tail)
-            inner, self._tail = (_reencoded(document), b"") if cut is None else (document[12:cut], document[cut:])
+            response: Response | None = None  # parsed only when it has to be, at most once
+            if cut is None:
+                response = _parsed_response(document)
+                inner, self._tail = orjson.dumps(response), b""
+            else:
+                inner, self._tail = document[12:cut], document[cut:]
             # Byte checks: a quoted name cannot hide in a string (quotes are escaped there), so a hit is
             # a key; one inside functionCall args is still inside candidates, and a false finish hit
             # only costs one parse. The upstream puts candidates first, so startswith usually decides.
@@ -122,29 +128,24 @@ class GeminiPassthrough:
             content = (inner.startswith(b'{"candidates":') or inner.rfind(b'"candidates"') >= 0
                        or inner.rfind(b'"promptFeedback"') >= 0)
             if not self._content and inner.rfind(_REJECTED) >= 0:
-                StreamDecoder().feed(orjson.loads(inner))  # raises when the answer starts with that notice
+                StreamDecoder().feed(response or orjson.loads(inner))  # raises when the answer starts with that notice
             self._content = self._content or content
             meaningful = meaningful or content
             if self._held is not None:
                 if not content:
-                    self._held = self._final = _folded(self._held, inner)
+                    merged = {**orjson.loads(self._held), **(response or orjson.loads(inner))}
+                    self._held, self.usage = orjson.dumps(merged), _usage(merged)
                     continue
                 out.append(self._held)  # more candidates after a finish: not ours to reorder
                 self._held = None
-            if inner.rfind(b'Reason"') >= 0 and _finishes(orjson.loads(inner)):  # finishReason, blockReason
-                self.finished = True
-                self._held = self._final = inner
-            else:
-                out.append(inner)
+            if inner.rfind(b'Reason"') >= 0:  # finishReason, blockReason (or a false hit: one parse)
+                response = response or orjson.loads(inner)
+                if _finishes(response):
+                    self.finished = True
+                    self._held, self.usage = inner, _usage(response)
+                    continue
+            out.append(inner)
         return out, meaningful
-
-    @property
-    def usage(self) -> Usage | None:
-        """The total usage, from the finish chunk (parsed once, at the end)."""
-        if not self._final:
-            return None
-        meta = orjson.loads(self._final).get("usageMetadata")
-        return usage_of(meta) if isinstance(meta, dict) else None
 
     def end(self) -> list[bytes]:
         """The upstream body ended; raises ProxyError when no event finished the answer."""
@@ -165,11 +166,9 @@ def _finishes(response: Response) -> bool:
         (response.get("promptFeedback") or {}).get("blockReason"))
 
 
-def _folded(finish: bytes, later: bytes) -> bytes:
-    """A chunk without candidates after the finish (usage, ids): its fields join the finish chunk."""
-    merged = orjson.loads(finish)
-    merged.update(orjson.loads(later))
-    return orjson.dumps(merged)
+def _usage(response: Response) -> Usage | None:
+    meta = response.get("usageMetadata")
+    return usage_of(meta) if isinstance(meta, dict) else None
 
 
 def encode(events: list[bytes]) -> bytes:
