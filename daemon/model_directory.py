@@ -4,29 +4,24 @@ fetchAvailableModels answer from any usable account."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import TYPE_CHECKING
 
-from .accounts.tokens import AccountUnavailable
-from .http_client.errors import HTTPClientError
 from .upstream import catalog
-from .upstream.calls import UpstreamCallError
 from .upstream.catalog import ModelInfo
 
 if TYPE_CHECKING:
     from .app import App
 
-log = logging.getLogger(__name__)
-
 REFRESH_AFTER = 600.0  # seconds a fetched catalogue stays fresh
 RETRY_AFTER = 60.0  # seconds before asking again after a failed fetch
+STATIC = catalog.static_catalogue()  # what is known without asking (never changed in place)
 
 
 class ModelDirectory:
     def __init__(self, app: App) -> None:
         self._app = app
-        self._models = catalog.static_catalogue()
+        self._models = STATIC
         self._served = frozenset(self._models)
         self._next_fetch = 0.0
         self._fetching: asyncio.Task[None] | None = None
@@ -45,19 +40,12 @@ class ModelDirectory:
     async def _fetch(self) -> None:
         self._next_fetch = time.monotonic() + RETRY_AFTER
         account = next((a for a in self._app.accounts.all() if a.usable), None)
-        if account is None:
-            return
-        try:
-            token = await self._app.tokens.access_token(account.id)
-            fetched = catalog.parse(await self._app.calls.fetch_available_models(token, account.project_id))
-        except (AccountUnavailable, UpstreamCallError, HTTPClientError) as exc:
-            log.info("model catalogue not refreshed (account %s): %s", account.id, exc)
-            return
-        self.learn(fetched)
+        if account is not None:
+            await self._app.pool.read_quota(account.id)  # the same answer: its quota, and the models (learn)
 
     def learn(self, fetched: dict[str, ModelInfo]) -> None:
         """A catalogue read by anyone (the pool reads one per account for quota): fresh for a while."""
         if fetched:
-            self._models = {**catalog.static_catalogue(), **fetched}
+            self._models = {**STATIC, **fetched}
             self._served = frozenset(self._models)
             self._next_fetch = time.monotonic() + REFRESH_AFTER

@@ -44,11 +44,6 @@ def served_rows(body: bytes) -> dict[str, dict[str, Any]]:
             if isinstance(entry, dict) and name.startswith(SERVED_PREFIXES) and not entry.get("isInternal")}
 
 
-def parse(body: bytes) -> dict[str, ModelInfo]:
-    """What each served model of a fetchAvailableModels answer is."""
-    return describe_rows(served_rows(body))
-
-
 def describe_rows(rows: dict[str, dict[str, Any]]) -> dict[str, ModelInfo]:
     return {name: describe(name, entry) for name, entry in rows.items()}
 
