@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -69,6 +68,7 @@ class Accumulator(Protocol):
 class Wire(Protocol):
     """How one client protocol writes answers: each translate/*_stream module is one."""
 
+    PROTOCOL: str  # its name in the request monitor and the metrics (metrics.PROTOCOLS)
     HEARTBEAT: bytes  # what keeps a silent stream alive for that protocol's clients
     Accumulator: Callable[[], Accumulator]
 
@@ -150,23 +150,13 @@ def _observe(app: App, generations: list[Generation], generation: Generation, ac
     duration = time.monotonic() - started
     ttfb = responder.first_byte_at - started if responder.first_byte_at is not None else None
     status = responder.status if responder.started else 500 if crashed else 499  # 499: the client went away
-    protocol = protocol_of(generation.wire)
+    protocol = generation.wire.PROTOCOL
     usage = generation.reader.usage
     app.monitor.record(at=time.time() - duration, client=generation.client, protocol=protocol, model=generation.model,
                        account=account, status=status, ttfb=ttfb, duration=duration, usage=usage,
                        attempts=sum(g.attempts for g in generations), complete=responder.complete)
     app.metrics.observe_request(protocol=protocol, model=generation.model, status=status, duration=duration, ttfb=ttfb,
                                 usage=usage)
-
-
-_PROTOCOLS = {"anthropic_stream": "anthropic", "openai_chat_stream": "openai-chat", "responses_stream": "responses",
-              "gemini_stream": "gemini", "gemini": "gemini"}  # "gemini": the handler's own _ChunkList wire
-
-
-def protocol_of(wire: Wire) -> str:
-    """The client protocol a wire writes: its translate/*_stream module, or a wire class's module."""
-    name = wire.__name__ if isinstance(wire, types.ModuleType) else str(getattr(wire, "__module__", ""))
-    return _PROTOCOLS.get(name.rpartition(".")[2], "other")
 
 
 def _respond_error(generation: Generation, responder: Responder, error: ProxyError) -> None:

@@ -71,6 +71,7 @@ async def _call(app: App, request: Request, response: Responder) -> None:
 class _ChunkList:
     """streamGenerateContent without `alt=sse` answers one JSON array of the chunks."""
 
+    PROTOCOL = gemini_stream.PROTOCOL
     HEARTBEAT = gemini_stream.HEARTBEAT
     encode = staticmethod(gemini_stream.encode)
 

@@ -212,6 +212,7 @@ _PREFIXES = {
     for name in ("message_start", "content_block_start", "content_block_delta", "content_block_stop",
                  "message_delta", "message_stop", "ping", "error")
 }
+PROTOCOL = "anthropic"  # its name in the request monitor and the metrics
 HEARTBEAT = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 

@@ -33,6 +33,7 @@ _TEXT_KEYS = frozenset({"text", "thought", "thoughtSignature"})
 
 # google-genai feeds every non-blank line that is not `data: …` (an SSE comment included) to
 # json.loads and raises; it skips blank lines, so only a bare blank line may keep the stream alive.
+PROTOCOL = "gemini"  # its name in the request monitor and the metrics
 HEARTBEAT = b"\r\n"
 
 

@@ -160,6 +160,7 @@ TRANSITIONS: dict[tuple[State, type], Callable[[ChatStream, Any, list[Event]], N
     **{(state, Finish): _finish for state in _LIVE},
 }
 
+PROTOCOL = "openai-chat"  # its name in the request monitor and the metrics
 HEARTBEAT = b": keep-alive\n\n"  # an SSE comment: the openai SDK skips it
 
 

@@ -317,6 +317,7 @@ TRANSITIONS: dict[tuple[State, type], Callable[[ResponsesStream, Any, list[Event
     **{(state, Finish): _finish for state in _LIVE},
 }
 
+PROTOCOL = "responses"  # its name in the request monitor and the metrics
 HEARTBEAT = b": keep-alive\n\n"  # an SSE comment: the SDK and Codex skip it
 
 
