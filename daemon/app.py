@@ -108,6 +108,11 @@ class App:
         self.settings = dataclasses.replace(settings, **kept)
         logging.getLogger().setLevel(self.settings.log_level.upper())
         self.reload_routes()
+        self._reload_data_files()
+
+    def _reload_data_files(self) -> None:
+        """The accounts and keys files, when they changed on disk. A broken file keeps what was
+        loaded in use; it is never overwritten meanwhile."""
         for reload in (self.accounts.reload_if_changed, self.keys.reload_if_changed):
             try:
                 reload()
@@ -148,15 +153,10 @@ class App:
         self.signatures.close()
 
     async def _watch_files(self) -> None:
-        """Pick up accounts and keys changed by the CLI or another daemon. A broken file keeps
-        what was loaded in use; it is never overwritten meanwhile."""
+        """Pick up accounts and keys changed by the CLI or another daemon."""
         while True:
             await asyncio.sleep(ACCOUNTS_POLL_INTERVAL)
-            for reload in (self.accounts.reload_if_changed, self.keys.reload_if_changed):
-                try:
-                    reload()
-                except StoreError as exc:
-                    log.error("%s", exc)
+            self._reload_data_files()
 
     async def _flush_usage(self) -> None:
         while True:

@@ -194,14 +194,12 @@ def routes_body(text: str, path: str, token: Token, *, saved: bool = False, erro
     return "".join(parts)
 
 
-REQUEST_COLUMNS = ("time", "client", "protocol", "model", "account", "status", "ttfb_ms", "duration_ms", "tokens",
-                   "attempts")
 REQUEST_HEADINGS = ("Time", "Client key", "Protocol", "Model", "Account", "Status", "First byte (ms)",
                     "Duration (ms)", "Tokens in / out", "Attempts")
 
 
 def request_cells(entry: Mapping[str, Any]) -> list[str]:
-    """A request's cells as text, in REQUEST_COLUMNS order (admin.js builds the same)."""
+    """A request's cells as text, under REQUEST_HEADINGS (admin.js builds the same)."""
     def text(value: Any) -> str:
         return "-" if value is None or value == "" else str(value)
 
@@ -213,10 +211,8 @@ def request_cells(entry: Mapping[str, Any]) -> list[str]:
             text(entry.get("duration_ms")), tokens, text(entry.get("attempts"))]
 
 
-def requests_body(entries: list[Mapping[str, Any]] | None, limit: int) -> str:
-    """`entries` newest first; None when the daemon has no request monitor."""
-    if entries is None:
-        return '<p class="error" id="error">This daemon keeps no request monitor.</p>'
+def requests_body(entries: list[Mapping[str, Any]], limit: int) -> str:
+    """`entries` newest first."""
     rows = []
     for entry in entries:
         status = entry.get("status")
@@ -228,9 +224,7 @@ def requests_body(entries: list[Mapping[str, Any]] | None, limit: int) -> str:
             + table("requests", REQUEST_HEADINGS, rows, empty="No requests yet.", columns=len(REQUEST_HEADINGS)))
 
 
-def log_body(lines: list[str] | None, limit: int) -> str:
-    if lines is None:
-        return '<p class="error" id="error">This daemon keeps no log tail.</p><pre id="log"></pre>'
+def log_body(lines: list[str], limit: int) -> str:
     text = "\n".join(lines) if lines else "(no log lines yet)"
     return (f'<p class="muted">The daemon\'s last {limit} log lines, oldest first (credentials are masked). '
             '<a href="/admin/log">Refresh</a></p>'

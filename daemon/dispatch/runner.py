@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_MAX_ERROR_BODY = 1024 * 1024
 _MAX_UNARY_BODY = 64 * 1024 * 1024  # a whole answer, images and their signatures included
 Event = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]

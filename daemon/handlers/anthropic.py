@@ -71,8 +71,9 @@ async def _count_tokens(app: App, request: Request, response: Responder) -> None
 def session_key(request: Request, body: dict[str, Any]) -> str:
     """What identifies one conversation: Claude Code's session header, the metadata's
     session, else the start of the conversation itself."""
-    if request.header(b"x-claude-code-session-id"):
-        return conversation_key(request, body, header=b"x-claude-code-session-id", fallback=None)
+    header = request.header(b"x-claude-code-session-id")
+    if header:
+        return header.decode("latin-1")
     user_id = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
     if isinstance(user_id, str) and user_id:
         try:
@@ -81,7 +82,7 @@ def session_key(request: Request, body: dict[str, Any]) -> str:
             parsed = None
         session = parsed.get("session_id") if isinstance(parsed, dict) else None
         return str(session or user_id)
-    return conversation_key(request, body, header=b"x-claude-code-session-id",
+    return conversation_key(request, header=b"x-claude-code-session-id",
                             fallback=[body.get("system"), (body.get("messages") or [None])[0]])
 
 

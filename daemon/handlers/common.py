@@ -119,7 +119,7 @@ async def resolve_model(app: App, name: str) -> str:
                          param="model") from None
 
 
-def conversation_key(request: Request, body: dict[str, Any], *, header: bytes, fallback: object) -> str:
+def conversation_key(request: Request, *, header: bytes, fallback: object) -> str:
     """What identifies one conversation, for the upstream sessionId: the client's session
     header, else a hash of how the conversation starts."""
     value = request.header(header)

@@ -113,4 +113,4 @@ async def _targets(app: App, name: str) -> list[Target]:
 
 def _session_key(request: Request, body: dict[str, Any]) -> str:
     contents = body.get("contents") if isinstance(body.get("contents"), list) else []
-    return conversation_key(request, body, header=b"x-session-id", fallback=contents[:2])
+    return conversation_key(request, header=b"x-session-id", fallback=contents[:2])

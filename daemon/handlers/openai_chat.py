@@ -57,4 +57,4 @@ def session_key(request: Request, body: dict[str, Any]) -> str:
     if isinstance(key, str) and key:
         return key
     messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-    return conversation_key(request, body, header=SESSION_HEADER, fallback=messages[:2])
+    return conversation_key(request, header=SESSION_HEADER, fallback=messages[:2])

@@ -82,7 +82,7 @@ def session_key(request: Request, body: dict[str, Any]) -> str:
     if isinstance(key, str) and key:
         return key
     items = body.get("input") if isinstance(body.get("input"), list) else [body.get("input")]
-    return conversation_key(request, body, header=SESSION_HEADER, fallback=[body.get("instructions"), *items[:3]])
+    return conversation_key(request, header=SESSION_HEADER, fallback=[body.get("instructions"), *items[:3]])
 
 
 async def _websocket_probe(request: Request, response: Responder) -> None:

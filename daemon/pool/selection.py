@@ -78,8 +78,7 @@ def select(accounts: list[Account], state: PoolState, request: Request, *, now: 
             ready.append(account)
     if not ready:
         return NoAccount(tuple(cooling), busy, _why(pool, cooling, busy, request))
-    above = [a for a in ready if _remaining(state, a, request.family) is None
-             or _remaining(state, a, request.family) > reserve / 100]  # type: ignore[operator]
+    above = [a for a in ready if (left := _remaining(state, a, request.family)) is None or left > reserve / 100]
     choice = _by_strategy(above or ready, state, request, strategy)
     return Pick(choice)
 
@@ -107,11 +106,10 @@ def _by_strategy(ready: list[Account], state: PoolState, request: Request, strat
     for account in ready:
         if account.id == wanted:
             return account
-    if strategy == "quota-first":
-        return min(ready, key=lambda a: (-remaining(a), last_used(a), a.id))
-    if strategy == "sticky":  # a new conversation: where the most quota is left, least used first
-        return min(ready, key=lambda a: (-remaining(a), last_used(a), a.id))
-    return min(ready, key=lambda a: (last_used(a), a.id))
+    if strategy == "round-robin":
+        return min(ready, key=lambda a: (last_used(a), a.id))
+    # quota-first, and sticky for a new conversation: where the most quota is left, least used first
+    return min(ready, key=lambda a: (-remaining(a), last_used(a), a.id))
 
 
 def _why(pool: list[Account], cooling: list[tuple[Account, Cooldown]], busy: bool, request: Request) -> str:

@@ -20,7 +20,7 @@ def quota_family(model: str) -> str:
     """The quota family of an upstream model id."""
     if model.startswith(("claude", "gpt")):
         return "claude"
-    if model.startswith("gemini") and ("pro" in model or model.startswith("gemini-pro")):
+    if model.startswith("gemini") and "pro" in model:
         return "gemini-pro"
     return "gemini-flash"
 

@@ -53,7 +53,6 @@ class Translated:
     show_thoughts: bool
     tool_names: dict[str, str]  # upstream function name → the client's tool name
     stop_sequences: tuple[str, ...]
-    session: str  # what identifies the conversation (upstream sessionId, sticky account choice)
 
 
 def build(conversation: Conversation, *, model: str, session_key: str, signatures: SignatureLookup,
@@ -80,8 +79,7 @@ def build(conversation: Conversation, *, model: str, session_key: str, signature
         request["tools"] = [{"functionDeclarations": declarations}]
         request["toolConfig"] = {"functionCallingConfig": _tool_choice(conversation, family, upstream_names)}
     request["sessionId"] = session_id(session_key)
-    return Translated(model, request, conversation.stream, plan.show_thoughts, tool_names, conversation.stop_sequences,
-                      session_key)
+    return Translated(model, request, conversation.stream, plan.show_thoughts, tool_names, conversation.stop_sequences)
 
 
 def session_id(key: str) -> str:
