@@ -19,55 +19,60 @@ class ChunkedError(ValueError):
     """The body breaks chunked framing."""
 
 
+_SIZE, _DATA, _CRLF, _TRAILER = range(4)  # reading a size line, inside a chunk, after its data, after the last
+
+
 class ChunkedDecoder:
     __slots__ = ("_buffer", "_remaining", "_state", "done")
 
-    # States: "size" (reading a size line), "data" (inside a chunk), "crlf" (after a
-    # chunk's data), "trailer" (after the last chunk, until the empty line).
     def __init__(self) -> None:
-        self._buffer = bytearray()
-        self._remaining = 0
-        self._state = "size"
+        self._buffer = b""  # an incomplete size line or chunk end, kept for the next feed
+        self._remaining = 0  # data bytes still due in the current chunk
+        self._state = _SIZE
         self.done = False
 
     def feed(self, data: bytes) -> bytes:
-        """The body bytes `data` completes; check `done` for the end of the body."""
-        buffer = self._buffer
-        buffer += data
-        out: list[bytes] = []
-        position = 0
+        """The body bytes `data` completes; check `done` for the end of the body.
+
+        One pass per call, falling through size line → data → CRLF within a chunk; chunk data is
+        sliced through a memoryview, so it is copied once, by the final join."""
+        if self._buffer:
+            data = self._buffer + data
+        view = memoryview(data)
+        size = len(data)
+        out: list[memoryview] = []
+        position, state, remaining = 0, self._state, self._remaining
         while not self.done:
-            state = self._state
-            if state == "data":
-                take = min(self._remaining, len(buffer) - position)
-                if take == 0:
+            if state == _DATA:
+                take = min(remaining, size - position)
+                if take:
+                    out.append(view[position:position + take])
+                    position += take
+                    remaining -= take
+                if remaining:
                     break
-                out.append(bytes(buffer[position:position + take]))
-                position += take
-                self._remaining -= take
-                if self._remaining == 0:
-                    self._state = "crlf"
-            elif state == "crlf":
-                if len(buffer) - position < 2:
+                state = _CRLF
+            if state == _CRLF:
+                if size - position < 2:
                     break
-                if buffer[position:position + 2] != b"\r\n":
+                if data[position:position + 2] != b"\r\n":
                     raise ChunkedError("chunk data not followed by CRLF")
                 position += 2
-                self._state = "size"
-            else:  # "size" or "trailer": line based
-                end = buffer.find(b"\r\n", position)
-                if end < 0:
-                    if len(buffer) - position > MAX_SIZE_LINE:
-                        raise ChunkedError("chunk-size line too long")
-                    break
-                line = bytes(buffer[position:end])
-                position = end + 2
-                if state == "trailer":
-                    if not line:
-                        self.done = True  # trailer fields (rare) are read and ignored
-                    continue
-                self._size(line)
-        del buffer[:position]
+                state = _SIZE
+            end = data.find(b"\r\n", position)  # a size line, or a trailer line
+            if end < 0:
+                if size - position > MAX_SIZE_LINE:
+                    raise ChunkedError("chunk-size line too long")
+                break
+            line = data[position:end]
+            position = end + 2
+            if state == _TRAILER:
+                self.done = not line  # trailer fields (rare) are read and ignored
+                continue
+            remaining = _chunk_size(line)
+            state = _DATA if remaining else _TRAILER
+        self._state, self._remaining = state, remaining
+        self._buffer = data[position:]
         return b"".join(out)
 
     @property
@@ -75,13 +80,10 @@ class ChunkedDecoder:
         """Bytes received after the end of the body (a well-behaved server sends none)."""
         return len(self._buffer)
 
-    def _size(self, line: bytes) -> None:
-        size_text = line.split(b";", 1)[0].strip(b" \t")
-        if not _HEX.fullmatch(size_text):
-            raise ChunkedError(f"bad chunk size {size_text[:20]!r}")
-        size = int(size_text, 16)
-        if size == 0:
-            self._state = "trailer"
-        else:
-            self._remaining = size
-            self._state = "data"
+
+def _chunk_size(line: bytes) -> int:
+    extensions = line.find(b";")
+    text = (line if extensions < 0 else line[:extensions]).strip(b" \t")
+    if not _HEX.fullmatch(text):
+        raise ChunkedError(f"bad chunk size {text[:20]!r}")
+    return int(text, 16)
