@@ -293,7 +293,7 @@ async def test_a_cut_mid_stream_becomes_an_error_chunk(settings, fake):
                                                                       stream=True)
             body = await raw.http_response.aread()
             received = ""
-            with pytest.raises(openai.APIError):  # the SDK raises on the in-band error chunk
+            with pytest.raises(openai.APIError) as raised:  # the SDK raises on the in-band error chunk
                 async for chunk in await api.chat.completions.create(model="gemini-3-flash", messages=messages,
                                                                      stream=True):
                     received += (chunk.choices[0].delta.content or "") if chunk.choices else ""
@@ -302,6 +302,8 @@ async def test_a_cut_mid_stream_becomes_an_error_chunk(settings, fake):
     assert summary["error"] is not None and summary["content"] == "partial"
     assert summary["finish_reason"] is None and b"data: [DONE]" not in body
     assert received == "partial"
+    # the in-band error chunk itself, not a connection failure (APIConnectionError is an APIError too)
+    assert type(raised.value) is openai.APIError and "the upstream stream broke" in raised.value.message
 
 
 async def test_models_list_has_the_openai_shape(settings, fake):

@@ -57,18 +57,9 @@ def no_cooldowns(app) -> bool:  # type: ignore[no-untyped-def]
     return all(not load.cooldowns for load in app.pool.state.loads.values())
 
 
-async def quota_document(app, listener) -> dict | None:  # type: ignore[no-untyped-def]
-    """GET /quota as JSON; None when no such route can be mounted."""
+async def quota_document(listener) -> dict:  # type: ignore[no-untyped-def]
+    """GET /quota as JSON (app.py mounts the route: a 404 is a failure, not a reason to skip the check)."""
     reply = await get(listener, "/quota")
-    if reply.status == 404:  # not mounted by app.py yet: mount it as tests/e2e/test_quota_endpoint.py does
-        try:
-            from daemon.handlers import quota
-        except ImportError:
-            return None
-        quota.register(app.router, app)
-        reply = await get(listener, "/quota")
-        if reply.status == 404:
-            return None
     assert reply.status == 200, reply
     return orjson.loads(reply.body)
 
@@ -100,13 +91,12 @@ async def test_a_quota_429_on_one_account_moves_claude_elsewhere_but_not_gemini(
         assert cooling_until(app, "a", "gemini-flash") is None and cooling_until(app, "a", "gemini-pro") is None
         assert not app.pool.state.load("b").cooldowns and not app.pool.state.load("c").cooldowns
         assert all(load.in_flight == 0 for load in app.pool.state.loads.values())
-        document = await quota_document(app, listener)
-    if document is not None:
-        entry = next(e for e in document["accounts"] if e["id"] == "a")
-        shown = parse_rfc3339(entry["families"]["claude"]["cooling_until"])
-        assert shown is not None and abs(shown - (now + HOUR)) < 30
-        assert "exhausted" in entry["families"]["claude"]["cooling_reason"]
-        assert entry["families"]["gemini-flash"]["cooling_until"] is None
+        document = await quota_document(listener)
+    entry = next(e for e in document["accounts"] if e["id"] == "a")
+    shown = parse_rfc3339(entry["families"]["claude"]["cooling_until"])
+    assert shown is not None and abs(shown - (now + HOUR)) < 30
+    assert "exhausted" in entry["families"]["claude"]["cooling_reason"]
+    assert entry["families"]["gemini-flash"]["cooling_until"] is None
 
 
 # --- 2. a short retry delay ------------------------------------------------------------------

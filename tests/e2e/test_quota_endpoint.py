@@ -15,7 +15,6 @@ import orjson
 import pytest
 
 from daemon.config import Settings
-from daemon.handlers import quota
 from daemon.redact import Secret
 from tests.conftest import free_port
 from tests.fakes import FakeUpstream
@@ -50,7 +49,6 @@ def settings(upstream_settings: Settings, fake: FakeUpstream) -> Settings:
 
 
 async def read_quota(app) -> None:  # type: ignore[no-untyped-def]
-    quota.register(app.router, app)  # until app.py registers it (adding it twice is harmless)
     await app.pool.read_quota("acc001")
 
 
@@ -94,15 +92,13 @@ async def test_quota_as_a_table(settings):
 
 
 async def test_an_unknown_format_is_refused(settings):
-    async with running_daemon(settings) as (listener, app, _routes):
-        quota.register(app.router, app)
+    async with running_daemon(settings) as (listener, _app, _routes):
         reply = await get(listener, "/quota?format=yaml")
     assert reply.status == 400 and orjson.loads(reply.body)["error"]["type"] == "invalid_request_error"
 
 
 async def test_beyond_loopback_without_an_admin_password_it_is_refused(settings):
     async with running_daemon(settings) as (listener, app, _routes):
-        quota.register(app.router, app)
         # Bound to loopback; the daemon is told it listens on every address (what require_admin reads).
         app.settings = dataclasses.replace(app.settings, host="0.0.0.0")
         refused = await get(listener, "/quota")
@@ -117,7 +113,6 @@ async def test_beyond_loopback_without_an_admin_password_it_is_refused(settings)
 async def test_with_an_admin_password_basic_auth_is_required(settings, host):
     protected = dataclasses.replace(settings, admin_password=Secret(PASSWORD))
     async with running_daemon(protected) as (listener, app, _routes):
-        quota.register(app.router, app)
         app.settings = dataclasses.replace(app.settings, host=host)
         missing = await get(listener, "/quota")
         wrong = await get(listener, "/quota?format=table", [basic("admin", "wrong")])

@@ -700,7 +700,7 @@ def test_cut_mid_event_resets_without_the_last_chunk(fake, token):
     assert reset, "the connection must be aborted (RST), not closed cleanly"
     assert b'"text":"first"' in wire
     tail = wire.rsplit(b"data: ", 1)[1]
-    assert b"never" not in tail or not tail.rstrip().endswith(b"}")  # half a line, no JSON end
+    assert b"never completed" in tail and not tail.rstrip().endswith(b"}")  # half the next line, no JSON end
     assert not wire.endswith(b"0\r\n\r\n")
     assert fake.requests[0].outcome == "cut"
 

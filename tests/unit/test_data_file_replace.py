@@ -63,7 +63,7 @@ def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", no_rename)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):  # the injected failure, not another one
         replace_file(target, b"new", durable=durable)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.json"]

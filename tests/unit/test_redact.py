@@ -67,6 +67,8 @@ def test_log_lines_are_redacted_including_tracebacks(fmt: str, monkeypatch: pyte
     assert "1//0gSecretRefresh" not in output
     assert "ya29.leaked" not in output
     assert "refreshing with refresh_token=***" in output
+    # the traceback is logged (redacted), so the checks above really covered it
+    assert "Traceback (most recent call last)" in output and "ValueError: upstream said access_token=***" in output
     if fmt == "json":
         lines = [orjson.loads(line) for line in output.strip().splitlines()]
         assert lines[0]["level"] == "info" and lines[0]["logger"] == "daemon.test"

@@ -141,7 +141,7 @@ def test_a_failed_flush_leaves_the_old_file_whole(data_dir: Path, monkeypatch: p
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", no_rename)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):  # the injected failure, not another one
         book.flush()
     monkeypatch.undo()
     assert (data_dir / "usage.json").read_bytes() == before
