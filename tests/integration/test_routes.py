@@ -53,11 +53,11 @@ def write_routes(settings: Settings, routes: dict) -> Settings:
     return dataclasses.replace(settings, routes_file=path)
 
 
-async def chat(listener, model: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+async def chat(listener, model: str, messages: list | None = None) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
     client = await RawClient.connect(listener.address)
     try:
         client.send_request("POST", "/v1/chat/completions",
-                            orjson.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+                            orjson.dumps({"model": model, "messages": messages or [{"role": "user", "content": "hi"}]}),
                             [("content-type", "application/json")])
         reply = await client.read_reply()
     finally:
@@ -97,19 +97,8 @@ async def test_a_route_is_a_model_for_the_openai_models_endpoints(upstream_setti
     assert missing["error"]["code"] == "model_not_found" and "slow" in missing["error"]["message"]
 
 
-PREFILLED = {"role": "assistant", "content": "Sure, here it is:"}  # a prefill: Claude refuses it, Gemini takes it
-
-
-async def prefilled_chat(listener, model: str) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
-    client = await RawClient.connect(listener.address)
-    try:
-        client.send_request("POST", "/v1/chat/completions", orjson.dumps(
-            {"model": model, "messages": [{"role": "user", "content": "a poem"}, PREFILLED]}),
-            [("content-type", "application/json")])
-        reply = await client.read_reply()
-    finally:
-        client.close()
-    return reply.status, orjson.loads(reply.body)
+PREFILLED = [{"role": "user", "content": "a poem"},
+             {"role": "assistant", "content": "Sure, here it is:"}]  # a prefill: Claude refuses it, Gemini takes it
 
 
 async def test_a_target_that_cannot_take_the_request_gives_way_to_the_next(upstream_settings, fake):
@@ -117,8 +106,8 @@ async def test_a_target_that_cannot_take_the_request_gives_way_to_the_next(upstr
               "claude": {"targets": [{"model": "claude-sonnet-4-6"}]}}
     fake.script(s.stream_reply(s.text("from gemini")))
     async with running_daemon(write_routes(upstream_settings, routes)) as (listener, _app, _routes):
-        served_status, served = await prefilled_chat(listener, "mixed")
-        refused_status, refused = await prefilled_chat(listener, "claude")
+        served_status, served = await chat(listener, "mixed", PREFILLED)
+        refused_status, refused = await chat(listener, "claude", PREFILLED)
     assert served_status == 200 and served["choices"][0]["message"]["content"] == "from gemini"
     assert [r.json["model"] for r in fake.generation_requests] == ["gemini-3-flash"]
     assert refused_status == 400 and "prefill" in refused["error"]["message"]  # no target could: the first's reason
