@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from . import limits
+from .pool.selection import STRATEGIES
 from .redact import Secret
 
 
@@ -264,7 +265,7 @@ ENV: tuple[Var, ...] = (
         "Codex identity lines (the upstream answers them with a false 429)"),
     Var("AGPROXY_SSE_MAX_EVENT_BYTES", "sse_max_event_bytes", _size_text(limits.SSE_MAX_EVENT_BYTES), _size, "a size like 16MiB",
         "largest single upstream SSE event"),
-    Var("AGPROXY_STRATEGY", "strategy", "sticky", _choice("sticky", "round-robin", "quota-first"),
+    Var("AGPROXY_STRATEGY", "strategy", "sticky", _choice(*STRATEGIES),
         "sticky, round-robin or quota-first",
         "account choice: keep a conversation on one account (prompt cache), rotate, or most quota first"),
     Var("AGPROXY_MAX_WAIT", "max_wait", "10", _seconds, "seconds > 0",
