@@ -166,3 +166,14 @@ class RawClient:
 
     def close(self) -> None:
         self.writer.close()
+
+
+async def one_request(listener, method: str, path: str, body: bytes = b"",  # type: ignore[no-untyped-def]
+                      headers: list[tuple[str, str]] | None = None) -> Reply:
+    """One request on a fresh RawClient connection to `listener`, and its reply."""
+    client = await RawClient.connect(listener.address)
+    try:
+        client.send_request(method, path, body, headers)
+        return await client.read_reply()
+    finally:
+        client.close()

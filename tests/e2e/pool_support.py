@@ -12,7 +12,7 @@ from daemon.accounts.model import Account, AccountState
 from daemon.accounts.store import AccountStore
 from daemon.config import Settings
 from tests.fakes import FakeUpstream
-from tests.support import ANTIGRAVITY_CLIENT_ID, RawClient, Reply
+from tests.support import ANTIGRAVITY_CLIENT_ID, Reply, one_request
 
 CLAUDE = "claude-sonnet-4-6"  # quota family "claude"; a non-stream request is one unary generateContent
 GEMINI = "gemini-3-flash"  # quota family "gemini-flash"
@@ -67,9 +67,4 @@ def ask(text: str, model: str = CLAUDE) -> dict[str, object]:
 
 
 async def get(listener, path: str) -> Reply:  # type: ignore[no-untyped-def]
-    client = await RawClient.connect(listener.address)
-    try:
-        client.send_request("GET", path)
-        return await client.read_reply()
-    finally:
-        client.close()
+    return await one_request(listener, "GET", path)

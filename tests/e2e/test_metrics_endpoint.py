@@ -27,7 +27,7 @@ from tests.conftest import _SECRET_SHAPES
 from tests.fakes import FakeUpstream
 from tests.fakes import scripts as s
 from tests.fakes.upstream import DEFAULT_EMAIL
-from tests.support import RawClient, Reply, running_daemon
+from tests.support import RawClient, Reply, one_request, running_daemon
 
 pytestmark = pytest.mark.e2e
 
@@ -61,12 +61,7 @@ def tail() -> Iterator[LogTail]:
 
 async def call(listener, method: str, path: str, body: bytes = b"",  # type: ignore[no-untyped-def]
                headers: list[tuple[str, str]] | None = None) -> Reply:
-    client = await RawClient.connect(listener.address)
-    try:
-        client.send_request(method, path, body, headers)
-        return await client.read_reply()
-    finally:
-        client.close()
+    return await one_request(listener, method, path, body, headers)
 
 
 def basic(user: str, password: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import pytest
 from daemon.config import Settings
 from tests.fakes import FakeUpstream
 from tests.fakes import scripts as s
-from tests.support import RawClient, running_daemon
+from tests.support import RawClient, one_request, running_daemon
 
 pytestmark = pytest.mark.e2e
 
@@ -26,12 +26,7 @@ def settings(upstream_settings: Settings, fake: FakeUpstream) -> Settings:
 
 
 async def get(listener, path: str, headers: list[tuple[str, str]] | None = None) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
-    client = await RawClient.connect(listener.address)
-    try:
-        client.send_request("GET", path, headers=headers)
-        reply = await client.read_reply()
-    finally:
-        client.close()
+    reply = await one_request(listener, "GET", path, headers=headers)
     return reply.status, orjson.loads(reply.body)
 
 

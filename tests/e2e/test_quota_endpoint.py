@@ -18,7 +18,7 @@ from daemon.config import Settings
 from daemon.redact import Secret
 from tests.conftest import free_port
 from tests.fakes import FakeUpstream
-from tests.support import RawClient, Reply, running_daemon
+from tests.support import Reply, one_request, running_daemon
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +32,7 @@ def basic(user: str, password: str) -> tuple[str, str]:
 
 
 async def get(listener, path: str, headers: list[tuple[str, str]] | None = None) -> Reply:  # type: ignore[no-untyped-def]
-    client = await RawClient.connect(listener.address)
-    try:
-        client.send_request("GET", path, headers=headers)
-        return await client.read_reply()
-    finally:
-        client.close()
+    return await one_request(listener, "GET", path, headers=headers)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from daemon.keys_store import KeyStore
 from daemon.redact import Secret
 from tests.fakes import FakeUpstream
 from tests.fakes import scripts as s
-from tests.support import RawClient, Reply, running_daemon
+from tests.support import Reply, one_request, running_daemon
 
 pytestmark = pytest.mark.e2e
 
@@ -35,12 +35,7 @@ def basic(user: str, password: str) -> tuple[str, str]:
 
 async def call(listener, method: str, path: str, headers: list[tuple[str, str]] | None = None,  # type: ignore[no-untyped-def]
                body: bytes = b"") -> Reply:
-    client = await RawClient.connect(listener.address)
-    try:
-        client.send_request(method, path, body, headers)
-        return await client.read_reply()
-    finally:
-        client.close()
+    return await one_request(listener, method, path, body, headers)
 
 
 async def chat(listener, key: str) -> Reply:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from daemon.routes import Route, RoutesError, Target, parse
 from tests.fakes import FakeUpstream
 from tests.fakes import scripts as s
 from tests.integration.test_process import start
-from tests.support import RawClient, running_daemon, seed_account
+from tests.support import one_request, running_daemon, seed_account
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +54,8 @@ def write_routes(settings: Settings, routes: dict) -> Settings:
 
 
 async def chat(listener, model: str, messages: list | None = None) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
-    client = await RawClient.connect(listener.address)
-    try:
-        client.send_request("POST", "/v1/chat/completions",
-                            orjson.dumps({"model": model, "messages": messages or [{"role": "user", "content": "hi"}]}),
-                            [("content-type", "application/json")])
-        reply = await client.read_reply()
-    finally:
-        client.close()
+    reply = await one_request(listener, "POST", "/v1/chat/completions", orjson.dumps(
+        {"model": model, "messages": messages or [{"role": "user", "content": "hi"}]}), [("content-type", "application/json")])
     return reply.status, orjson.loads(reply.body)
 
 
@@ -80,12 +74,7 @@ async def test_the_next_target_serves_when_the_first_cannot(upstream_settings, f
 
 
 async def models(listener, path: str = "/v1/models") -> dict:  # type: ignore[no-untyped-def]
-    client = await RawClient.connect(listener.address)
-    try:
-        client.send_request("GET", path)
-        return orjson.loads((await client.read_reply()).body)
-    finally:
-        client.close()
+    return orjson.loads((await one_request(listener, "GET", path)).body)
 
 
 async def test_a_route_is_a_model_for_the_openai_models_endpoints(upstream_settings):
